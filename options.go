@@ -1,0 +1,279 @@
+package ocagent
+
+import (
+	"fmt"
+	"time"
+
+	"go.opencensus.io/resource"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// Defaults of the agent address, as upstream.
+const (
+	DefaultAgentPort uint16 = 55678
+	DefaultAgentHost string = "localhost"
+)
+
+// Defaults of the tuning options.
+const (
+	// DefaultSpanRingCapacity is the number of spans that can wait for the
+	// writer. Memory: 16 bytes per slot for the ring itself, plus the
+	// *trace.SpanData each waiting span keeps alive (typically 0.5–2 KiB).
+	DefaultSpanRingCapacity = 8192
+	// DefaultMaxBatchSpans is the most spans sent in one message (upstream's
+	// bundler threshold). Memory: the batch's span messages are kept and
+	// reused, about the size of the encoded spans (a few hundred bytes each).
+	DefaultMaxBatchSpans = 300
+	// DefaultMaxBatchDelay is the longest a span waits before it is sent
+	// (upstream's bundler delay).
+	DefaultMaxBatchDelay = 2 * time.Second
+	// DefaultMaxBatchBytes keeps every message under gRPC's default 4 MiB
+	// receive limit of the agent, with room for the Node and Resource.
+	DefaultMaxBatchBytes = 4<<20 - 64<<10
+	// DefaultReconnectionPeriod caps the reconnection backoff (upstream's
+	// fixed period).
+	DefaultReconnectionPeriod = 10 * time.Second
+	// DefaultStopTimeout bounds Stop's (and Flush's) wait for queued data to
+	// be handed to gRPC, so that an agent that stops reading cannot hang the
+	// caller. StopContext takes any deadline.
+	DefaultStopTimeout = 5 * time.Second
+)
+
+// ExporterOption configures an Exporter. The interface is sealed: only the
+// functions of this package make options.
+type ExporterOption interface {
+	withExporter(c *config)
+}
+
+type config struct {
+	address            string
+	serviceName        string
+	insecure           bool
+	creds              credentials.TransportCredentials
+	reconnectionPeriod time.Duration
+	compressor         string
+	headers            map[string]string
+	dialOptions        []grpc.DialOption
+	detector           resource.Detector
+	metricNamePrefix   string
+	viewDelay          time.Duration
+	viewCount          int
+	spanConfig         SpanConfig
+
+	ringCapacity int
+	maxBatch     int
+	maxDelay     time.Duration
+	maxBytes     int
+	prewarm      int
+	blockTimeout time.Duration // > 0: block up to this long when the ring is full
+
+	errs []error
+}
+
+func defaultConfig() config {
+	return config{
+		viewDelay:    2 * time.Second,
+		viewCount:    500,
+		ringCapacity: DefaultSpanRingCapacity,
+		maxBatch:     DefaultMaxBatchSpans,
+		maxDelay:     DefaultMaxBatchDelay,
+		maxBytes:     DefaultMaxBatchBytes,
+	}
+}
+
+func (c *config) invalid(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("ocagent: "+format, args...))
+}
+
+type optionFunc func(c *config)
+
+func (f optionFunc) withExporter(c *config) { f(c) }
+
+// WithResourceDetector sets the detector of the Resource sent with every
+// message. Unlike upstream, a detector error is returned by NewExporter
+// instead of panicking. Without a detector the resource comes from the
+// OC_RESOURCE_TYPE and OC_RESOURCE_LABELS environment variables.
+func WithResourceDetector(rd resource.Detector) ExporterOption {
+	return optionFunc(func(c *config) { c.detector = rd })
+}
+
+// WithInsecure disables transport security, like grpc's insecure
+// credentials. Without it (or WithTLSCredentials, or credentials passed with
+// WithGRPCDialOption) NewExporter fails.
+func WithInsecure() ExporterOption { return optionFunc(func(c *config) { c.insecure = true }) }
+
+// WithAddress sets the agent's address; default DefaultAgentHost:DefaultAgentPort.
+func WithAddress(addr string) ExporterOption {
+	return optionFunc(func(c *config) { c.address = addr })
+}
+
+// WithServiceName sets the service name in the Node sent to the agent.
+func WithServiceName(serviceName string) ExporterOption {
+	return optionFunc(func(c *config) { c.serviceName = serviceName })
+}
+
+// WithReconnectionPeriod caps the delay between reconnection attempts
+// (default 10 s). Attempts back off exponentially with jitter from 100 ms up
+// to this cap; upstream waited the full period every time. Values <= 0 select
+// the default, as upstream.
+func WithReconnectionPeriod(rp time.Duration) ExporterOption {
+	return optionFunc(func(c *config) { c.reconnectionPeriod = rp })
+}
+
+// UseCompressor sets the gRPC compressor of every stream, e.g. "gzip"
+// (import _ "google.golang.org/grpc/encoding/gzip" to register it).
+func UseCompressor(compressorName string) ExporterOption {
+	return optionFunc(func(c *config) { c.compressor = compressorName })
+}
+
+// WithHeaders sets metadata sent with every stream: trace, config and
+// metrics (upstream sent it on the trace stream only).
+func WithHeaders(headers map[string]string) ExporterOption {
+	return optionFunc(func(c *config) { c.headers = headers })
+}
+
+// WithTLSCredentials secures the connection with creds.
+func WithTLSCredentials(creds credentials.TransportCredentials) ExporterOption {
+	return optionFunc(func(c *config) { c.creds = creds })
+}
+
+// WithGRPCDialOption adds dial options, applied after the exporter's own so
+// that they take precedence.
+func WithGRPCDialOption(opts ...grpc.DialOption) ExporterOption {
+	return optionFunc(func(c *config) { c.dialOptions = append(c.dialOptions, opts...) })
+}
+
+// WithMetricNamePrefix prefixes every exported metric name with prefix + "/".
+func WithMetricNamePrefix(prefix string) ExporterOption {
+	return optionFunc(func(c *config) { c.metricNamePrefix = prefix })
+}
+
+// WithDataBundlerOptions sets the view batching delay and count (defaults
+// 2 s and 500). Values <= 0 keep the default, as upstream.
+func WithDataBundlerOptions(delay time.Duration, count int) ExporterOption {
+	return optionFunc(func(c *config) {
+		if delay > 0 {
+			c.viewDelay = delay
+		}
+		if count > 0 {
+			c.viewCount = count
+		}
+	})
+}
+
+// SpanConfig caps the time events sent per span; the excess is counted in
+// the dropped counts. It is itself an ExporterOption, as upstream.
+type SpanConfig struct {
+	AnnotationEventsPerSpan int
+	MessageEventsPerSpan    int
+}
+
+// GetAnnotationEventsPerSpan returns the cap on annotations, 32 when unset.
+func (s SpanConfig) GetAnnotationEventsPerSpan() int {
+	if s.AnnotationEventsPerSpan <= 0 {
+		return 32
+	}
+	return s.AnnotationEventsPerSpan
+}
+
+// GetMessageEventsPerSpan returns the cap on message events, 128 when unset.
+func (s SpanConfig) GetMessageEventsPerSpan() int {
+	if s.MessageEventsPerSpan <= 0 {
+		return 128
+	}
+	return s.MessageEventsPerSpan
+}
+
+func (s SpanConfig) withExporter(c *config) { c.spanConfig = s }
+
+var _ ExporterOption = SpanConfig{}
+
+// WithSpanConfig sets the caps on time events per span.
+func WithSpanConfig(spanConfig SpanConfig) ExporterOption { return spanConfig }
+
+// WithSpanRingCapacity sets how many spans can wait to be sent (default
+// DefaultSpanRingCapacity, rounded up to a power of two). While the agent is
+// unreachable spans wait here; when it is full new spans are dropped and
+// counted (or block, see WithBlockWhenFull). Memory: 16 bytes per slot plus
+// the spans waiting in it.
+func WithSpanRingCapacity(n int) ExporterOption {
+	return optionFunc(func(c *config) {
+		if n <= 0 || n > 1<<26 {
+			c.invalid("span ring capacity must be in 1..%d, got %d", 1<<26, n)
+			return
+		}
+		c.ringCapacity = n
+	})
+}
+
+// WithMaxBatchSpans sets the most spans per message (default
+// DefaultMaxBatchSpans). Larger batches spread gRPC's per-message cost over
+// more spans; memory: the span messages of one batch are kept for reuse.
+func WithMaxBatchSpans(n int) ExporterOption {
+	return optionFunc(func(c *config) {
+		if n <= 0 {
+			c.invalid("max batch spans must be positive, got %d", n)
+			return
+		}
+		c.maxBatch = n
+	})
+}
+
+// WithMaxBatchDelay sets the longest a span waits before it is sent (default
+// DefaultMaxBatchDelay).
+func WithMaxBatchDelay(d time.Duration) ExporterOption {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.invalid("max batch delay must be positive, got %v", d)
+			return
+		}
+		c.maxDelay = d
+	})
+}
+
+// WithMaxBatchBytes sets the most encoded span bytes per message (default
+// DefaultMaxBatchBytes, under the agent's usual 4 MiB limit). A single span
+// larger than this is dropped and counted, since the agent would reject it.
+// Memory: the encode buffer grows to this size.
+func WithMaxBatchBytes(n int) ExporterOption {
+	return optionFunc(func(c *config) {
+		if n < 1024 {
+			c.invalid("max batch bytes must be at least 1024, got %d", n)
+			return
+		}
+		c.maxBytes = n
+	})
+}
+
+// WithPoolPrewarm makes n span messages at Start instead of on first use
+// (default 0), so that the first batches allocate nothing either. Memory:
+// about 1 KiB per message once filled.
+func WithPoolPrewarm(n int) ExporterOption {
+	return optionFunc(func(c *config) {
+		if n < 0 {
+			c.invalid("pool prewarm must not be negative, got %d", n)
+			return
+		}
+		c.prewarm = n
+	})
+}
+
+// WithBlockWhenFull makes ExportSpan wait up to timeout for room when the
+// ring is full, then drop (and count) the span. The default policy drops the
+// new span at once, so that telemetry never slows the caller down.
+func WithBlockWhenFull(timeout time.Duration) ExporterOption {
+	return optionFunc(func(c *config) {
+		if timeout <= 0 {
+			c.invalid("block timeout must be positive, got %v", timeout)
+			return
+		}
+		c.blockTimeout = timeout
+	})
+}
+
+// WithDropWhenFull restores the default policy: a span that finds the ring
+// full is dropped at once and counted.
+func WithDropWhenFull() ExporterOption {
+	return optionFunc(func(c *config) { c.blockTimeout = 0 })
+}

@@ -1,0 +1,69 @@
+package pool
+
+import (
+	"math/bits"
+	"sync"
+
+	"google.golang.org/grpc/mem"
+)
+
+const (
+	minClassShift = 10 // 1 KiB: grpc-go does not pool buffers below this (mem.IsBelowBufferPoolingThreshold)
+	maxClassShift = 26 // 64 MiB: larger buffers are allocated and left to the GC
+	numClasses    = maxClassShift - minClassShift + 1
+)
+
+// Buffers is a pool of byte slices in power-of-two size classes. It
+// implements grpc's mem.BufferPool so that a buffer handed to gRPC inside a
+// mem.Buffer comes back here when the transport has written it.
+//
+// Ownership: Get makes the caller the owner. The owner either calls Put, or
+// wraps the buffer with mem.NewBuffer(buf, b) and hands the mem.Buffer to gRPC,
+// which then owns it and calls Put after the last reference is freed.
+type Buffers struct {
+	classes [numClasses]sync.Pool
+}
+
+var _ mem.BufferPool = (*Buffers)(nil)
+
+// NewBuffers returns an empty pool.
+func NewBuffers() *Buffers { return &Buffers{} }
+
+func class(n int) int {
+	if n <= 1<<minClassShift {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - minClassShift
+}
+
+// Get returns a buffer of length n. Its capacity is at least 1 KiB so that
+// gRPC pools it rather than dropping it.
+func (b *Buffers) Get(n int) *[]byte {
+	c := class(n)
+	if c >= numClasses {
+		buf := make([]byte, n)
+		return &buf
+	}
+	if p, ok := b.classes[c].Get().(*[]byte); ok {
+		*p = (*p)[:n]
+		return p
+	}
+	buf := make([]byte, n, 1<<(c+minClassShift))
+	return &buf
+}
+
+// Put returns buf to its size class. Buffers of a capacity that is not a class
+// size (not made by Get) are dropped.
+func (b *Buffers) Put(buf *[]byte) {
+	c := cap(*buf)
+	if c < 1<<minClassShift || c&(c-1) != 0 {
+		return
+	}
+	k := bits.Len(uint(c)) - 1 - minClassShift
+	if k >= numClasses {
+		return
+	}
+	poison(*buf)
+	*buf = (*buf)[:0]
+	b.classes[k].Put(buf)
+}

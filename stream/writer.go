@@ -1,0 +1,308 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/zerocensus/ocagent/pool"
+)
+
+// Source is the batching half of a stream: it owns the queue of items and the
+// reusable messages a batch is converted into. Only the writer goroutine calls
+// its methods, except Queued and Notify-side pushes done by producers.
+type Source interface {
+	// Fill converts queued items into the batch until it holds the maximum
+	// count or bytes. It returns the items in the batch and the size of its
+	// encoded body. A batch that was filled and not yet Sent is returned as is.
+	Fill() (items, size int)
+	// Encode writes the body of the current batch, exactly size bytes, to dst.
+	Encode(dst []byte)
+	// Sent forgets the current batch after gRPC accepted it.
+	Sent()
+	// Discard drops the queue and the current batch and reports how many
+	// items were lost (on Stop).
+	Discard() int
+}
+
+// Counters are the writer's monotonic statistics.
+type Counters struct {
+	Items        atomic.Uint64 // items handed to gRPC in batches
+	Batches      atomic.Uint64
+	Bytes        atomic.Uint64 // encoded bytes handed to gRPC (before compression)
+	SendFailures atomic.Uint64 // SendMsg errors (the batch is retried)
+	Reconnects   atomic.Uint64 // streams opened after the first
+	Discarded    atomic.Uint64 // items still queued at Stop
+	lastErr      atomic.Pointer[errBox]
+}
+
+type errBox struct{ err error }
+
+// LastError is the most recent connection or send error, nil after a
+// successful reconnection.
+func (c *Counters) LastError() error {
+	if b := c.lastErr.Load(); b != nil {
+		return b.err
+	}
+	return nil
+}
+
+func (c *Counters) setErr(err error) {
+	if err == nil {
+		c.lastErr.Store(nil)
+		return
+	}
+	c.lastErr.Store(&errBox{err})
+}
+
+// WriterConfig describes one stream.
+type WriterConfig struct {
+	Method string        // full gRPC method, e.g. /opencensus.proto.agent.trace.v1.TraceService/Export
+	Header []byte        // the first message of every stream (Node and Resource), encoded
+	Suffix []byte        // appended to every batch body (the Resource field), encoded
+	Delay  time.Duration // the longest an item waits in the queue
+}
+
+var exportDesc = &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
+
+// ErrStopped is returned for work submitted after Stop.
+var ErrStopped = errors.New("stopped")
+
+// Writer is the only goroutine that sends on its stream. It drains its Source
+// when woken (a full batch is queued), every Delay, on Flush and on Stop;
+// reconnects with backoff when the stream breaks; and resends the batch whose
+// send failed on the new stream (at-least-once).
+type Writer struct {
+	conn *Conn
+	cfg  WriterConfig
+	src  Source
+	bufs *pool.Buffers
+	C    *Counters
+
+	wake  chan struct{}
+	flush chan chan struct{}
+	raw   chan rawMsg
+	done  chan struct{}
+
+	// Owned by the writer goroutine (or by Connect before it starts).
+	stream      grpc.ClientStream
+	cancel      context.CancelFunc
+	opened      bool
+	bo          backoff
+	nextAttempt time.Time
+	retry       *time.Timer
+	items, size int
+	frame       Frame
+}
+
+type rawMsg struct {
+	buf *[]byte
+	err chan error
+}
+
+// NewWriter returns a writer that has not connected yet.
+func NewWriter(conn *Conn, cfg WriterConfig, src Source, bufs *pool.Buffers) *Writer {
+	w := &Writer{
+		conn: conn, cfg: cfg, src: src, bufs: bufs, C: new(Counters),
+		wake:  make(chan struct{}, 1),
+		flush: make(chan chan struct{}),
+		raw:   make(chan rawMsg),
+		done:  make(chan struct{}),
+		retry: time.NewTimer(time.Hour),
+	}
+	w.retry.Stop()
+	w.frame.pool = bufs
+	return w
+}
+
+// Connect makes one attempt to open the stream and send its first message.
+// It must be called before Run (Start uses it so that a reachable agent is
+// connected when NewExporter returns, as upstream).
+func (w *Writer) Connect() error { return w.ensureStream() }
+
+// Notify wakes the writer without blocking; producers call it when a batch's
+// worth of items is queued.
+func (w *Writer) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush asks the writer to send everything queued and waits until it has been
+// handed to gRPC, the connection is down, or ctx ends.
+func (w *Writer) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case w.flush <- ch:
+	case <-w.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-w.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SendRaw sends an already encoded message (a caller-built request) on the
+// stream, in order with the batches. buf's ownership passes to the writer.
+func (w *Writer) SendRaw(ctx context.Context, buf *[]byte) error {
+	m := rawMsg{buf: buf, err: make(chan error, 1)}
+	select {
+	case w.raw <- m:
+	case <-w.done:
+		w.bufs.Put(buf)
+		return ErrStopped
+	case <-ctx.Done():
+		w.bufs.Put(buf)
+		return ctx.Err()
+	}
+	return <-m.err
+}
+
+// Done is closed when Run has returned.
+func (w *Writer) Done() <-chan struct{} { return w.done }
+
+// Run is the writer goroutine. It returns when the connection's context ends,
+// after counting what was left unsent.
+func (w *Writer) Run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.cfg.Delay)
+	defer tick.Stop()
+	ctx := w.conn.Ctx
+	for {
+		select {
+		case <-ctx.Done():
+			w.closeStream()
+			w.C.Discarded.Add(uint64(w.src.Discard()))
+			return
+		case ch := <-w.flush:
+			w.drain()
+			close(ch)
+			continue
+		case m := <-w.raw:
+			m.err <- w.sendRaw(m.buf)
+			continue
+		case <-w.wake:
+		case <-tick.C:
+		case <-w.retry.C:
+		}
+		w.drain()
+	}
+}
+
+// drain sends batches until the queue is empty or the stream is down.
+func (w *Writer) drain() {
+	for {
+		if w.items == 0 {
+			w.items, w.size = w.src.Fill()
+			if w.items == 0 {
+				return
+			}
+		}
+		if err := w.ensureStream(); err != nil {
+			return
+		}
+		buf := w.bufs.Get(w.size + len(w.cfg.Suffix))
+		w.src.Encode((*buf)[:w.size])
+		copy((*buf)[w.size:], w.cfg.Suffix)
+		n := len(*buf)
+		if err := w.send(buf); err != nil {
+			w.C.SendFailures.Add(1)
+			continue // reconnect (with backoff) and resend the same batch
+		}
+		w.C.Items.Add(uint64(w.items))
+		w.C.Batches.Add(1)
+		w.C.Bytes.Add(uint64(n))
+		w.src.Sent()
+		w.items, w.size = 0, 0
+	}
+}
+
+func (w *Writer) sendRaw(buf *[]byte) error {
+	if err := w.ensureStream(); err != nil {
+		w.bufs.Put(buf)
+		return fmt.Errorf("no active connection, last connection error: %w", err)
+	}
+	return w.send(buf)
+}
+
+// send hands buf to gRPC; ownership of buf ends here either way.
+func (w *Writer) send(buf *[]byte) error {
+	w.frame.buf = buf
+	err := w.stream.SendMsg(&w.frame)
+	w.frame.release()
+	if err != nil {
+		if err == io.EOF {
+			// The stream ended; its status says why.
+			if rerr := w.stream.RecvMsg(new(emptyMsg)); rerr != nil && rerr != io.EOF {
+				err = rerr
+			}
+		}
+		w.broken(err)
+	}
+	return err
+}
+
+// ensureStream opens the stream and sends its first message unless a
+// previous attempt failed less than one backoff delay ago.
+func (w *Writer) ensureStream() error {
+	if w.stream != nil {
+		return nil
+	}
+	if !w.nextAttempt.IsZero() && time.Now().Before(w.nextAttempt) {
+		return w.C.LastError()
+	}
+	s, cancel, err := w.conn.open(w.cfg.Method, exportDesc, grpc.ForceCodecV2(codec{}))
+	if err == nil {
+		w.stream, w.cancel = s, cancel
+		buf := w.bufs.Get(len(w.cfg.Header))
+		copy(*buf, w.cfg.Header)
+		err = w.send(buf) // on failure send has already marked the stream broken
+	} else {
+		w.broken(err)
+	}
+	if err != nil {
+		return err
+	}
+	if w.opened {
+		w.C.Reconnects.Add(1)
+	}
+	w.opened = true
+	w.bo.reset()
+	w.nextAttempt = time.Time{}
+	w.C.setErr(nil)
+	return nil
+}
+
+// broken forgets the stream and schedules the next attempt.
+func (w *Writer) broken(err error) {
+	w.closeStream()
+	w.C.setErr(err)
+	d := w.bo.next(w.conn.MaxBackoff)
+	w.nextAttempt = time.Now().Add(d)
+	w.retry.Reset(d)
+}
+
+func (w *Writer) closeStream() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.stream, w.cancel = nil, nil
+}
+
+// emptyMsg receives and ignores the agent's replies.
+type emptyMsg struct{}
+
+func (*emptyMsg) UnmarshalVT([]byte) error { return nil }
