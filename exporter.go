@@ -285,8 +285,11 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 		return nil
 	}
 	e.state.Store(stateStopped)
-	_ = e.traceW.Flush(ctx)
-	_ = e.metricW.Flush(ctx)
+	// Both writers close concurrently, within the one deadline.
+	done := make(chan struct{})
+	go func() { _ = e.metricW.Close(ctx); close(done) }()
+	_ = e.traceW.Close(ctx)
+	<-done
 	e.cancel()
 	e.wg.Wait()
 	// Spans pushed by an ExportSpan that raced with Stop.

@@ -30,7 +30,17 @@ type SpanConverter struct {
 	msgEvs   pool.FreeList[tracepb.Span_TimeEvent_MessageEvent_]
 	bools    pool.FreeList[wrapperspb.BoolValue]
 	attrs    pool.FreeList[tracepb.Span_Attributes]
+	strs     pool.FreeList[tracepb.TruncatableString]
+	events   pool.FreeList[tracepb.Span_TimeEvents]
+	linkSets pool.FreeList[tracepb.Span_Links]
+	statuses pool.FreeList[tracepb.Status]
+	states   pool.FreeList[tracepb.Span_Tracestate]
 }
+
+// Children released into the free lists keep their own children, so that a
+// span shape that comes back finds them all; every field is overwritten on
+// reuse, so nothing stale is ever encoded. (ReturnToVTPool would reset them
+// and drop their timestamps and oneof wrappers, costing allocations later.)
 
 // NewSpanConverter returns a converter that keeps at most maxAnnotations
 // annotations and maxMessageEvents message events per span (values <= 0
@@ -64,15 +74,15 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 
 	if ts := sd.Tracestate; ts != nil {
 		if dst.Tracestate == nil {
-			dst.Tracestate = tracepb.Span_TracestateFromVTPool()
+			dst.Tracestate = c.states.Get()
 		}
 		c.tracestate(dst.Tracestate, ts.Entries())
 	} else if dst.Tracestate != nil {
-		dst.Tracestate.ReturnToVTPool()
+		c.states.Put(dst.Tracestate)
 		dst.Tracestate = nil
 	}
 
-	setTruncatable(&dst.Name, sd.Name)
+	c.setTruncatable(&dst.Name, sd.Name)
 
 	switch sd.SpanKind {
 	case trace.SpanKindServer:
@@ -98,12 +108,12 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 
 	if sd.Status.Code != 0 || sd.Status.Message != "" {
 		if dst.Status == nil {
-			dst.Status = tracepb.StatusFromVTPool()
+			dst.Status = c.statuses.Get()
 		}
 		dst.Status.Code = sd.Status.Code
 		dst.Status.Message = validUTF8(sd.Status.Message)
 	} else if dst.Status != nil {
-		dst.Status.ReturnToVTPool()
+		c.statuses.Put(dst.Status)
 		dst.Status = nil
 	}
 
@@ -132,17 +142,17 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 	dst.ChildSpanCount.Value = uint32(max(sd.ChildSpanCount, 0))
 }
 
-func setTruncatable(dst **tracepb.TruncatableString, s string) {
+func (c *SpanConverter) setTruncatable(dst **tracepb.TruncatableString, s string) {
 	if s == "" {
 		if *dst != nil {
-			(*dst).ReturnToVTPool()
+			c.strs.Put(*dst)
 			*dst = nil
 		}
 		return
 	}
 	ts := *dst
 	if ts == nil {
-		ts = tracepb.TruncatableStringFromVTPool()
+		ts = c.strs.Get()
 		*dst = ts
 	}
 	ts.Value = validUTF8(s)
@@ -206,7 +216,7 @@ func (c *SpanConverter) attributeValue(dst *tracepb.AttributeValue, v any) bool 
 		}
 		// Unlike a span name, an empty string value is still sent as a value.
 		if w.StringValue == nil {
-			w.StringValue = tracepb.TruncatableStringFromVTPool()
+			w.StringValue = c.strs.Get()
 		}
 		w.StringValue.Value = validUTF8(v)
 		w.StringValue.TruncatedByteCount = 0
@@ -266,14 +276,14 @@ func (c *SpanConverter) timeEvents(dst *tracepb.Span, sd *trace.SpanData) {
 	droppedM := len(sd.MessageEvents) - nm + max(sd.DroppedMessageEventCount, 0)
 	if na+nm == 0 && droppedA == 0 && droppedM == 0 {
 		if dst.TimeEvents != nil {
-			dst.TimeEvents.ReturnToVTPool()
+			c.events.Put(dst.TimeEvents)
 			dst.TimeEvents = nil
 		}
 		return
 	}
 	te := dst.TimeEvents
 	if te == nil {
-		te = tracepb.Span_TimeEventsFromVTPool()
+		te = c.events.Get()
 		dst.TimeEvents = te
 	}
 	te.DroppedAnnotationsCount = clip32(droppedA)
@@ -294,8 +304,9 @@ func (c *SpanConverter) timeEvents(dst *tracepb.Span, sd *trace.SpanData) {
 		}
 		// Upstream always sends the description, even when empty.
 		if w.Annotation.Description == nil {
-			w.Annotation.Description = tracepb.TruncatableStringFromVTPool()
+			w.Annotation.Description = c.strs.Get()
 		}
+		w.Annotation.Description.TruncatedByteCount = 0
 		w.Annotation.Description.Value = validUTF8(a.Message)
 		w.Annotation.Attributes = c.attributes(w.Annotation.Attributes, a.Attributes, 0)
 	}
@@ -333,14 +344,14 @@ func (c *SpanConverter) releaseEvent(ev *tracepb.Span_TimeEvent) {
 func (c *SpanConverter) links(dst *tracepb.Span, sd *trace.SpanData) {
 	if len(sd.Links) == 0 && sd.DroppedLinkCount <= 0 {
 		if dst.Links != nil {
-			dst.Links.ReturnToVTPool()
+			c.linkSets.Put(dst.Links)
 			dst.Links = nil
 		}
 		return
 	}
 	ls := dst.Links
 	if ls == nil {
-		ls = tracepb.Span_LinksFromVTPool()
+		ls = c.linkSets.Get()
 		dst.Links = ls
 	}
 	ls.DroppedLinksCount = clip32(max(sd.DroppedLinkCount, 0))

@@ -52,7 +52,8 @@ PATH="$work/bin:$PATH" protoc -I "$work/proto" -I /usr/include \
   --go-vtproto_opt="pool=$gomod/internal/ocproto/**" \
   $(cd "$work/proto" && find zerocensus -name '*.proto' | sort)
 
-rm -rf "$out"
-mkdir -p "$(dirname "$out")"
-cp -r "$work/gen/internal/ocproto" "$out"
+# Only generated files are replaced: tests beside them stay.
+mkdir -p "$out"
+find "$out" -name '*.pb.go' -delete
+cp -r "$work/gen/internal/ocproto/." "$out/"
 echo "generated $(find "$out" -name '*.go' | wc -l) files into ${out#$root/}"

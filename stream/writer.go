@@ -86,18 +86,44 @@ type Writer struct {
 
 	wake  chan struct{}
 	flush chan chan struct{}
+	close chan chan struct{}
 	raw   chan rawMsg
 	done  chan struct{}
 
 	// Owned by the writer goroutine (or by Connect before it starts).
 	stream      grpc.ClientStream
 	cancel      context.CancelFunc
+	recv        *receiver // reads the open stream's replies and its end
 	opened      bool
 	bo          backoff
 	nextAttempt time.Time
 	retry       *time.Timer
 	items, size int
 	frame       Frame
+}
+
+// receiver is the goroutine that reads an Export stream. The agent sends
+// nothing on it in practice, but reading is how the end of the stream is seen
+// at once, so that the writer reconnects (and sends the Node) before the next
+// batch instead of losing that batch to a dead stream.
+type receiver struct {
+	done chan struct{}
+	err  error // the stream's final status; read after done is closed
+}
+
+func receive(s grpc.ClientStream) *receiver {
+	r := &receiver{done: make(chan struct{})}
+	go func() {
+		var m emptyMsg
+		for {
+			if err := s.RecvMsg(&m); err != nil {
+				r.err = err
+				close(r.done)
+				return
+			}
+		}
+	}()
+	return r
 }
 
 type rawMsg struct {
@@ -111,6 +137,7 @@ func NewWriter(conn *Conn, cfg WriterConfig, src Source, bufs *pool.Buffers) *Wr
 		conn: conn, cfg: cfg, src: src, bufs: bufs, C: new(Counters),
 		wake:  make(chan struct{}, 1),
 		flush: make(chan chan struct{}),
+		close: make(chan chan struct{}),
 		raw:   make(chan rawMsg),
 		done:  make(chan struct{}),
 		retry: time.NewTimer(time.Hour),
@@ -155,6 +182,27 @@ func (w *Writer) Flush(ctx context.Context) error {
 	}
 }
 
+// Close sends everything queued, then half-closes the stream and waits for
+// the agent to end it, so that nothing already handed to gRPC is cut off by
+// the cancellation that follows. It returns when that is done or ctx ends;
+// the caller then cancels the connection's context, which ends Run.
+func (w *Writer) Close(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case w.close <- ch:
+	case <-w.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // SendRaw sends an already encoded message (a caller-built request) on the
 // stream, in order with the batches. buf's ownership passes to the writer.
 func (w *Writer) SendRaw(ctx context.Context, buf *[]byte) error {
@@ -182,6 +230,10 @@ func (w *Writer) Run() {
 	defer tick.Stop()
 	ctx := w.conn.Ctx
 	for {
+		var ended chan struct{}
+		if w.recv != nil {
+			ended = w.recv.done
+		}
 		select {
 		case <-ctx.Done():
 			w.closeStream()
@@ -191,12 +243,23 @@ func (w *Writer) Run() {
 			w.drain()
 			close(ch)
 			continue
+		case ch := <-w.close:
+			w.drain()
+			w.halfClose()
+			close(ch)
+			continue
 		case m := <-w.raw:
 			m.err <- w.sendRaw(m.buf)
 			continue
+		case <-ended:
+			w.broken(w.recv.err)
+			continue
+		case <-w.retry.C:
+			// Reconnect even with nothing queued, so that the Node is sent
+			// as soon as the agent is back.
+			_ = w.ensureStream()
 		case <-w.wake:
 		case <-tick.C:
-		case <-w.retry.C:
 		}
 		w.drain()
 	}
@@ -246,8 +309,9 @@ func (w *Writer) send(buf *[]byte) error {
 	if err != nil {
 		if err == io.EOF {
 			// The stream ended; its status says why.
-			if rerr := w.stream.RecvMsg(new(emptyMsg)); rerr != nil && rerr != io.EOF {
-				err = rerr
+			<-w.recv.done
+			if w.recv.err != nil && w.recv.err != io.EOF {
+				err = w.recv.err
 			}
 		}
 		w.broken(err)
@@ -267,6 +331,7 @@ func (w *Writer) ensureStream() error {
 	s, cancel, err := w.conn.open(w.cfg.Method, exportDesc, grpc.ForceCodecV2(codec{}))
 	if err == nil {
 		w.stream, w.cancel = s, cancel
+		w.recv = receive(s)
 		buf := w.bufs.Get(len(w.cfg.Header))
 		copy(*buf, w.cfg.Header)
 		err = w.send(buf) // on failure send has already marked the stream broken
@@ -295,11 +360,26 @@ func (w *Writer) broken(err error) {
 	w.retry.Reset(d)
 }
 
+// halfClose ends the sending side and waits until the agent has read
+// everything and ended the stream (or the connection's context ends).
+func (w *Writer) halfClose() {
+	if w.stream == nil {
+		return
+	}
+	if err := w.stream.CloseSend(); err == nil {
+		select {
+		case <-w.recv.done:
+		case <-w.conn.Ctx.Done():
+		}
+	}
+	w.closeStream()
+}
+
 func (w *Writer) closeStream() {
 	if w.cancel != nil {
 		w.cancel()
 	}
-	w.stream, w.cancel = nil, nil
+	w.stream, w.cancel, w.recv = nil, nil, nil
 }
 
 // emptyMsg receives and ignores the agent's replies.

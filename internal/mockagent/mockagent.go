@@ -1,0 +1,702 @@
+// Package mockagent is a mock OpenCensus agent for tests and benchmarks: a
+// real gRPC server on 127.0.0.1 that implements the upstream agent
+// TraceService (Export and Config) and MetricsService (Export) and records
+// what it receives.
+//
+// Recorded data survives Stop and Restart and is forgotten only by Reset.
+// Every accessor is safe for concurrent use and returns a fresh slice; the
+// proto messages in it are the recorded ones and must be treated as read-only.
+package mockagent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	agentmetricspb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/metrics/v1"
+	agenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
+	metricspb "github.com/census-instrumentation/opencensus-proto/gen-go/metrics/v1"
+	tracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/encoding/gzip" // accept gzip-compressed requests, as a real agent does
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Full gRPC method names, used to attribute wire bytes to a service.
+const (
+	traceExportMethod   = "/opencensus.proto.agent.trace.v1.TraceService/Export"
+	metricsExportMethod = "/opencensus.proto.agent.metrics.v1.MetricsService/Export"
+)
+
+// loopback is the only host the agent ever listens on, so tests never expose
+// a port beyond the machine.
+const loopback = "127.0.0.1"
+
+// Restart retries the listen for up to restartTries*restartPause because the
+// port the old listener held can be briefly unavailable.
+const (
+	restartTries = 100
+	restartPause = 20 * time.Millisecond
+)
+
+// Option configures Start.
+type Option func(*config)
+
+type config struct {
+	cert                *tls.Certificate
+	configUnimplemented bool
+	discard             bool
+	addr                string
+	noRead              bool
+}
+
+// WithTLS serves TLS with cert (see SelfSignedCert) instead of plaintext.
+func WithTLS(cert tls.Certificate) Option {
+	return func(c *config) { c.cert = &cert }
+}
+
+// WithConfigUnimplemented makes the Config RPC fail at once with
+// codes.Unimplemented, as the OpenTelemetry Collector's OpenCensus receiver
+// does. Such calls are counted by ConfigCalls but not recorded as streams.
+func WithConfigUnimplemented() Option {
+	return func(c *config) { c.configUnimplemented = true }
+}
+
+// WithDiscard keeps no messages, spans or metrics, only the counters and the
+// stream headers, so that benchmarks measure the client, not the recorder.
+func WithDiscard() Option {
+	return func(c *config) { c.discard = true }
+}
+
+// WithAddress listens on addr, which must be "127.0.0.1:port"; use it to bring
+// an agent back on a port a client already knows. The default is
+// "127.0.0.1:0" (any free port).
+func WithAddress(addr string) Option {
+	return func(c *config) { c.addr = addr }
+}
+
+// WithNoRead makes every stream (Export and Config) a black hole: it is
+// accepted and recorded, but Recv is never called, so flow control
+// eventually blocks the client's Send. For fault-injection tests.
+func WithNoRead() Option {
+	return func(c *config) { c.noRead = true }
+}
+
+// Agent is a running (or stopped) mock agent. Create it with Start.
+type Agent struct {
+	cfg  config
+	addr string // fixed by the first listen; Restart reuses it
+
+	srvMu     sync.Mutex // serialises Stop/Restart; guards srv and serveDone
+	srv       *grpc.Server
+	serveDone chan struct{}
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every recorded change
+	gen     uint64        // bumped by Reset; stale stream records are replaced
+
+	traceStreams  []*traceRec
+	spans         []*tracepb.Span
+	spanCount     int64
+	traceMsgs     int64
+	traceBytes    int64
+	traceOpened   int64 // streams recorded since the last Reset
+	traceWire     int64
+	metricStreams []*metricsRec
+	metrics       []*metricspb.Metric
+	metricCount   int64
+	metricMsgs    int64
+	metricBytes   int64
+	metricOpened  int64
+	metricWire    int64
+	configStreams []*configRec
+	configRecv    int64
+	configCalls   int64
+	openConfig    []*configConn // live Config streams, for PushConfig
+}
+
+// Start listens on 127.0.0.1 (see WithAddress) and serves until Stop.
+func Start(opts ...Option) (*Agent, error) {
+	cfg := config{addr: loopback + ":0"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	host, _, err := net.SplitHostPort(cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("mockagent: bad address %q: %w", cfg.addr, err)
+	}
+	if host != loopback {
+		return nil, fmt.Errorf("mockagent: address %q: host must be %s", cfg.addr, loopback)
+	}
+	a := &Agent{cfg: cfg, changed: make(chan struct{})}
+	if err := a.start(cfg.addr, 1); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// start listens on addr (trying up to tries times) and serves in the
+// background.
+func (a *Agent) start(addr string, tries int) error {
+	a.srvMu.Lock()
+	defer a.srvMu.Unlock()
+	if a.srv != nil {
+		return errors.New("mockagent: already running")
+	}
+	var lis net.Listener
+	var err error
+	for i := 0; i < tries; i++ {
+		if i > 0 {
+			time.Sleep(restartPause)
+		}
+		if lis, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mockagent: listen: %w", err)
+	}
+	if a.addr == "" { // first start: learn the port; later starts reuse it
+		a.addr = lis.Addr().String()
+	}
+
+	opts := []grpc.ServerOption{
+		// Stop then waits for every handler, so no goroutine outlives it.
+		grpc.WaitForHandlers(true),
+		grpc.StatsHandler(wireCounter{a}),
+	}
+	if a.cfg.cert != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{
+			Certificates: []tls.Certificate{*a.cfg.cert},
+			MinVersion:   tls.VersionTLS12,
+		})))
+	}
+	srv := grpc.NewServer(opts...)
+	agenttracepb.RegisterTraceServiceServer(srv, &traceService{a: a})
+	agentmetricspb.RegisterMetricsServiceServer(srv, &metricsService{a: a})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(lis) // returns once Stop has closed the listener
+	}()
+	a.srv, a.serveDone = srv, done
+	return nil
+}
+
+// Addr is the "127.0.0.1:port" the agent listens on; it does not change
+// across Restart.
+func (a *Agent) Addr() string { return a.addr }
+
+// Stop is a hard stop: it closes the listener and every connection, cancels
+// all streams and waits for their handlers. Calling it again is a no-op.
+func (a *Agent) Stop() {
+	a.srvMu.Lock()
+	defer a.srvMu.Unlock()
+	if a.srv == nil {
+		return
+	}
+	a.srv.Stop()
+	<-a.serveDone
+	a.srv, a.serveDone = nil, nil
+}
+
+// Restart stops the agent (if running) and serves again on the same address,
+// keeping what was recorded. It simulates an agent restart for reconnection
+// tests.
+func (a *Agent) Restart() error {
+	a.Stop()
+	return a.start(a.addr, restartTries)
+}
+
+// Reset forgets everything recorded, including counters. The agent keeps
+// serving; streams that are still open are listed again (with their headers
+// and only new messages) once they deliver their next message. Open Config
+// streams stay available to PushConfig.
+func (a *Agent) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.gen++
+	a.traceStreams, a.spans = nil, nil
+	a.spanCount, a.traceMsgs, a.traceBytes, a.traceOpened, a.traceWire = 0, 0, 0, 0, 0
+	a.metricStreams, a.metrics = nil, nil
+	a.metricCount, a.metricMsgs, a.metricBytes, a.metricOpened, a.metricWire = 0, 0, 0, 0, 0
+	a.configStreams = nil
+	a.configRecv, a.configCalls = 0, 0
+	a.notifyLocked()
+}
+
+// notifyLocked wakes every Wait*; a.mu must be held.
+func (a *Agent) notifyLocked() {
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// waitFor blocks until count() >= n or timeout; count runs under a.mu.
+func (a *Agent) waitFor(n int, timeout time.Duration, what string, count func() int64) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		a.mu.Lock()
+		got, ch := count(), a.changed
+		a.mu.Unlock()
+		if got >= int64(n) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			a.mu.Lock()
+			got = count()
+			a.mu.Unlock()
+			if got >= int64(n) {
+				return nil
+			}
+			return fmt.Errorf("mockagent: waited %v for %d %s, %d arrived", timeout, n, what, got)
+		}
+	}
+}
+
+// ---- traces ----
+
+// TraceStream is one trace Export stream as received.
+type TraceStream struct {
+	Headers  metadata.MD                               // incoming metadata of the stream
+	Messages []*agenttracepb.ExportTraceServiceRequest // every message in order (none in discard mode)
+}
+
+type traceRec struct {
+	gen     uint64
+	headers metadata.MD
+	msgs    []*agenttracepb.ExportTraceServiceRequest
+}
+
+type traceService struct {
+	agenttracepb.UnimplementedTraceServiceServer
+	a *Agent
+}
+
+func (s *traceService) Export(stream agenttracepb.TraceService_ExportServer) error {
+	a := s.a
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	a.mu.Lock()
+	rec := &traceRec{gen: a.gen, headers: md.Copy()}
+	a.traceStreams = append(a.traceStreams, rec)
+	a.traceOpened++
+	a.notifyLocked()
+	a.mu.Unlock()
+	if a.cfg.noRead {
+		return blackHole(stream.Context())
+	}
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		size := int64(proto.Size(req))
+		a.mu.Lock()
+		if rec.gen != a.gen { // Reset happened: list this stream afresh
+			rec = &traceRec{gen: a.gen, headers: rec.headers}
+			a.traceStreams = append(a.traceStreams, rec)
+			a.traceOpened++
+		}
+		a.traceMsgs++
+		a.traceBytes += size
+		a.spanCount += int64(len(req.GetSpans()))
+		if !a.cfg.discard {
+			rec.msgs = append(rec.msgs, req)
+			a.spans = append(a.spans, req.GetSpans()...)
+		}
+		a.notifyLocked()
+		a.mu.Unlock()
+	}
+}
+
+// TraceStreams returns every trace Export stream received, in order of arrival.
+func (a *Agent) TraceStreams() []TraceStream {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]TraceStream, len(a.traceStreams))
+	for i, r := range a.traceStreams {
+		out[i] = TraceStream{Headers: r.headers.Copy(), Messages: append([]*agenttracepb.ExportTraceServiceRequest(nil), r.msgs...)}
+	}
+	return out
+}
+
+// Spans returns all spans from all trace streams in arrival order (none in
+// discard mode).
+func (a *Agent) Spans() []*tracepb.Span {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*tracepb.Span(nil), a.spans...)
+}
+
+// SpanCount is the number of spans received (also counted in discard mode).
+func (a *Agent) SpanCount() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.spanCount
+}
+
+// TraceMessageCount is the number of trace Export messages received,
+// including those that carry only a Node.
+func (a *Agent) TraceMessageCount() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.traceMsgs
+}
+
+// TraceBytes is the sum of proto.Size of every trace Export message received:
+// the uncompressed protobuf size, without gRPC framing. See TraceWireBytes for
+// what crossed the wire.
+func (a *Agent) TraceBytes() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.traceBytes
+}
+
+// TraceWireBytes is what trace Export messages cost on the wire: the payload
+// as sent (so after gzip, if used) plus the 5-byte gRPC message header, but
+// without HTTP/2 or TLS framing (grpc stats.InPayload.WireLength). Benchmarks
+// use it to measure compression.
+func (a *Agent) TraceWireBytes() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.traceWire
+}
+
+// WaitSpans waits until SpanCount() >= n.
+func (a *Agent) WaitSpans(n int, timeout time.Duration) error {
+	return a.waitFor(n, timeout, "spans", func() int64 { return a.spanCount })
+}
+
+// WaitTraceMessages waits until TraceMessageCount() >= n; useful when a
+// message carries no spans (such as the first, Node-only one).
+func (a *Agent) WaitTraceMessages(n int, timeout time.Duration) error {
+	return a.waitFor(n, timeout, "trace messages", func() int64 { return a.traceMsgs })
+}
+
+// WaitTraceStreams waits until at least n trace Export streams have been
+// received (counted when the stream opens, so this works with WithNoRead).
+func (a *Agent) WaitTraceStreams(n int, timeout time.Duration) error {
+	return a.waitFor(n, timeout, "trace streams", func() int64 { return a.traceOpened })
+}
+
+// ---- metrics ----
+
+// MetricsStream is one metrics Export stream as received.
+type MetricsStream struct {
+	Headers  metadata.MD                                   // incoming metadata of the stream
+	Messages []*agentmetricspb.ExportMetricsServiceRequest // every message in order (none in discard mode)
+}
+
+type metricsRec struct {
+	gen     uint64
+	headers metadata.MD
+	msgs    []*agentmetricspb.ExportMetricsServiceRequest
+}
+
+type metricsService struct {
+	agentmetricspb.UnimplementedMetricsServiceServer
+	a *Agent
+}
+
+func (s *metricsService) Export(stream agentmetricspb.MetricsService_ExportServer) error {
+	a := s.a
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	a.mu.Lock()
+	rec := &metricsRec{gen: a.gen, headers: md.Copy()}
+	a.metricStreams = append(a.metricStreams, rec)
+	a.metricOpened++
+	a.notifyLocked()
+	a.mu.Unlock()
+	if a.cfg.noRead {
+		return blackHole(stream.Context())
+	}
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		size := int64(proto.Size(req))
+		a.mu.Lock()
+		if rec.gen != a.gen {
+			rec = &metricsRec{gen: a.gen, headers: rec.headers}
+			a.metricStreams = append(a.metricStreams, rec)
+			a.metricOpened++
+		}
+		a.metricMsgs++
+		a.metricBytes += size
+		a.metricCount += int64(len(req.GetMetrics()))
+		if !a.cfg.discard {
+			rec.msgs = append(rec.msgs, req)
+			a.metrics = append(a.metrics, req.GetMetrics()...)
+		}
+		a.notifyLocked()
+		a.mu.Unlock()
+	}
+}
+
+// MetricsStreams returns every metrics Export stream received, in order of
+// arrival.
+func (a *Agent) MetricsStreams() []MetricsStream {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]MetricsStream, len(a.metricStreams))
+	for i, r := range a.metricStreams {
+		out[i] = MetricsStream{Headers: r.headers.Copy(), Messages: append([]*agentmetricspb.ExportMetricsServiceRequest(nil), r.msgs...)}
+	}
+	return out
+}
+
+// Metrics returns all metrics from all metrics streams in arrival order (none
+// in discard mode).
+func (a *Agent) Metrics() []*metricspb.Metric {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]*metricspb.Metric(nil), a.metrics...)
+}
+
+// MetricCount is the number of metrics received (also counted in discard mode).
+func (a *Agent) MetricCount() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.metricCount
+}
+
+// MetricsMessageCount is the number of metrics Export messages received.
+func (a *Agent) MetricsMessageCount() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.metricMsgs
+}
+
+// MetricsBytes is the sum of proto.Size of every metrics Export message
+// received (uncompressed, without framing), like TraceBytes.
+func (a *Agent) MetricsBytes() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.metricBytes
+}
+
+// MetricsWireBytes is the wire size of metrics Export messages, defined as
+// for TraceWireBytes.
+func (a *Agent) MetricsWireBytes() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.metricWire
+}
+
+// WaitMetrics waits until MetricCount() >= n.
+func (a *Agent) WaitMetrics(n int, timeout time.Duration) error {
+	return a.waitFor(n, timeout, "metrics", func() int64 { return a.metricCount })
+}
+
+// WaitMetricsStreams waits until at least n metrics Export streams have been
+// received (counted when the stream opens).
+func (a *Agent) WaitMetricsStreams(n int, timeout time.Duration) error {
+	return a.waitFor(n, timeout, "metrics streams", func() int64 { return a.metricOpened })
+}
+
+// ---- config ----
+
+// ConfigStream is one trace Config stream as received.
+type ConfigStream struct {
+	Headers  metadata.MD                          // incoming metadata of the stream
+	Received []*agenttracepb.CurrentLibraryConfig // every message in order, the first (Node) one included
+}
+
+type configRec struct {
+	gen      uint64
+	headers  metadata.MD
+	received []*agenttracepb.CurrentLibraryConfig
+}
+
+// configConn is a live Config stream. mu serialises Send (gRPC allows one
+// sender at a time) and closed stops PushConfig from sending after the
+// handler has returned.
+type configConn struct {
+	mu     sync.Mutex
+	closed bool
+	stream agenttracepb.TraceService_ConfigServer
+}
+
+func (c *configConn) send(m *agenttracepb.UpdatedLibraryConfig) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("mockagent: Config stream closed")
+	}
+	return c.stream.Send(m)
+}
+
+func (s *traceService) Config(stream agenttracepb.TraceService_ConfigServer) error {
+	a := s.a
+	a.mu.Lock()
+	a.configCalls++
+	a.notifyLocked()
+	a.mu.Unlock()
+	if a.cfg.configUnimplemented {
+		return status.Error(codes.Unimplemented, "mockagent: Config is not implemented")
+	}
+
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	conn := &configConn{stream: stream}
+	a.mu.Lock()
+	rec := &configRec{gen: a.gen, headers: md.Copy()}
+	a.configStreams = append(a.configStreams, rec)
+	a.openConfig = append(a.openConfig, conn)
+	a.notifyLocked()
+	a.mu.Unlock()
+	defer func() {
+		conn.mu.Lock() // waits for a PushConfig send in flight
+		conn.closed = true
+		conn.mu.Unlock()
+		a.mu.Lock()
+		for i, c := range a.openConfig {
+			if c == conn {
+				a.openConfig = append(a.openConfig[:i], a.openConfig[i+1:]...)
+				break
+			}
+		}
+		a.mu.Unlock()
+	}()
+
+	if a.cfg.noRead {
+		return blackHole(stream.Context())
+	}
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		if rec.gen != a.gen {
+			rec = &configRec{gen: a.gen, headers: rec.headers}
+			a.configStreams = append(a.configStreams, rec)
+		}
+		rec.received = append(rec.received, msg)
+		a.configRecv++
+		a.notifyLocked()
+		a.mu.Unlock()
+	}
+}
+
+// ConfigStreams returns every Config stream received, in order of arrival.
+func (a *Agent) ConfigStreams() []ConfigStream {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]ConfigStream, len(a.configStreams))
+	for i, r := range a.configStreams {
+		out[i] = ConfigStream{Headers: r.headers.Copy(), Received: append([]*agenttracepb.CurrentLibraryConfig(nil), r.received...)}
+	}
+	return out
+}
+
+// ConfigCalls is the number of Config RPCs started, including those refused
+// by WithConfigUnimplemented; tests use it to check a client's retry policy.
+func (a *Agent) ConfigCalls() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.configCalls
+}
+
+// OpenConfigStreams is the number of Config streams currently open, i.e.
+// that PushConfig would send to.
+func (a *Agent) OpenConfigStreams() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.openConfig)
+}
+
+// PushConfig sends UpdatedLibraryConfig{Config: cfg} on every open Config
+// stream. It fails if none is open or if any send fails.
+func (a *Agent) PushConfig(cfg *tracepb.TraceConfig) error {
+	a.mu.Lock()
+	conns := append([]*configConn(nil), a.openConfig...)
+	a.mu.Unlock()
+	if len(conns) == 0 {
+		return errors.New("mockagent: PushConfig: no open Config stream")
+	}
+	msg := &agenttracepb.UpdatedLibraryConfig{Config: cfg}
+	var errs []error
+	for _, c := range conns {
+		if err := c.send(msg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("mockagent: PushConfig: %w", err)
+	}
+	return nil
+}
+
+// WaitConfigStreams waits until at least n Config streams have been received
+// (counted when the stream opens; refused ones do not count).
+func (a *Agent) WaitConfigStreams(n int, timeout time.Duration) error {
+	return a.waitFor(n, timeout, "config streams", func() int64 { return int64(len(a.configStreams)) })
+}
+
+// WaitConfigReplies waits until the Config streams together have received at
+// least n messages, the first (Node) message of each stream included.
+func (a *Agent) WaitConfigReplies(n int, timeout time.Duration) error {
+	return a.waitFor(n, timeout, "config messages", func() int64 { return a.configRecv })
+}
+
+// ---- shared ----
+
+// blackHole holds a stream open without reading it until the client or Stop
+// ends it.
+func blackHole(ctx context.Context) error {
+	<-ctx.Done()
+	return status.FromContextError(ctx.Err()).Err()
+}
+
+// wireCounter is a stats.Handler that adds up the wire size of each received
+// Export message, which the handlers cannot see after decompression.
+type wireCounter struct{ a *Agent }
+
+type methodKey struct{}
+
+func (w wireCounter) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, methodKey{}, info.FullMethodName)
+}
+
+func (w wireCounter) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	in, ok := s.(*stats.InPayload)
+	if !ok {
+		return
+	}
+	method, _ := ctx.Value(methodKey{}).(string)
+	a := w.a
+	a.mu.Lock()
+	switch method {
+	case traceExportMethod:
+		a.traceWire += int64(in.WireLength)
+	case metricsExportMethod:
+		a.metricWire += int64(in.WireLength)
+	}
+	a.mu.Unlock()
+}
+
+func (wireCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (wireCounter) HandleConn(context.Context, stats.ConnStats) {}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Proves internal/ocproto is exactly what scripts/generate.sh makes with the
+# pinned tools: regenerates into a scratch tree and fails on any difference.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+"$root/scripts/generate.sh" "$scratch/ocproto" >/dev/null
+if ! diff -r -x '*_test.go' "$root/internal/ocproto" "$scratch/ocproto"; then
+  echo "check-generate: internal/ocproto differs from scripts/generate.sh output; run make generate and commit" >&2
+  exit 1
+fi
+echo "check-generate: internal/ocproto is reproducible"
