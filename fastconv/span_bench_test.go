@@ -6,12 +6,13 @@ import (
 	"go.opencensus.io/trace"
 
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/testspans"
 )
 
 var shapes = []struct {
 	name string
 	sd   func() *trace.SpanData
-}{{"small", SmallSpan}, {"typical", TypicalSpan}, {"large", LargeSpan}}
+}{{"small", testspans.Small}, {"typical", testspans.Typical}, {"large", testspans.Large}}
 
 // convertEncode is the per-span work of a batch: convert in place, size,
 // marshal into a reused buffer.
@@ -47,7 +48,7 @@ func TestConvertSteadyStateAllocs(t *testing.T) {
 	for _, s := range shapes {
 		buf = convertEncode(c, dst, s.sd(), buf)
 	}
-	a, b := TypicalSpan(), SmallSpan()
+	a, b := testspans.Typical(), testspans.Small()
 	if got := testing.AllocsPerRun(200, func() {
 		buf = convertEncode(c, dst, a, buf)
 		buf = convertEncode(c, dst, b, buf)

@@ -6,63 +6,20 @@ import (
 
 	uptracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
 	"go.opencensus.io/trace"
-	"go.opencensus.io/trace/tracestate"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/testspans"
 )
 
-var (
-	t0 = time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
-	t1 = t0.Add(1500 * time.Millisecond)
-)
+var t0, t1 = testspans.T0, testspans.T1
 
 func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 
 func upStr(s string) *uptracepb.TruncatableString { return &uptracepb.TruncatableString{Value: s} }
-
-// FullSpan sets every SpanData field the converter reads.
-func FullSpan() *trace.SpanData {
-	tsState, err := tracestate.New(nil, tracestate.Entry{Key: "k1", Value: "v1"}, tracestate.Entry{Key: "k2", Value: "v2"})
-	if err != nil {
-		panic(err)
-	}
-	return &trace.SpanData{
-		SpanContext: trace.SpanContext{
-			TraceID:    trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
-			SpanID:     trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8},
-			Tracestate: tsState,
-		},
-		ParentSpanID: trace.SpanID{9, 9, 9, 9, 9, 9, 9, 9},
-		SpanKind:     trace.SpanKindClient,
-		Name:         "full",
-		StartTime:    t0,
-		EndTime:      t1,
-		Attributes:   map[string]any{"s": "str", "i": int64(-7), "n": 42, "b": true, "f": 2.5},
-		Annotations: []trace.Annotation{
-			{Time: t0, Message: "a1", Attributes: map[string]any{"x": "y"}},
-			{Time: t1, Message: ""},
-		},
-		MessageEvents: []trace.MessageEvent{
-			{Time: t0, EventType: trace.MessageEventTypeSent, MessageID: 1, UncompressedByteSize: 100, CompressedByteSize: 50},
-			{Time: t1, EventType: trace.MessageEventTypeRecv, MessageID: 2, UncompressedByteSize: 10, CompressedByteSize: 5},
-		},
-		Status: trace.Status{Code: 13, Message: "internal"},
-		Links: []trace.Link{
-			{TraceID: trace.TraceID{2}, SpanID: trace.SpanID{3}, Type: trace.LinkTypeChild, Attributes: map[string]any{"la": int64(1)}},
-			{TraceID: trace.TraceID{4}, SpanID: trace.SpanID{5}, Type: trace.LinkTypeParent},
-		},
-		HasRemoteParent:          true,
-		DroppedAttributeCount:    1,
-		DroppedAnnotationCount:   2,
-		DroppedMessageEventCount: 3,
-		DroppedLinkCount:         4,
-		ChildSpanCount:           5,
-	}
-}
 
 func wantFull() *uptracepb.Span {
 	return &uptracepb.Span{
@@ -150,7 +107,7 @@ func diff(t *testing.T, want, got *uptracepb.Span) {
 func TestConvertFullSpan(t *testing.T) {
 	c := NewSpanConverter(0, 0)
 	dst := new(tracepb.Span)
-	c.Convert(dst, FullSpan())
+	c.Convert(dst, testspans.Full())
 	diff(t, wantFull(), decode(t, dst))
 }
 
@@ -275,10 +232,10 @@ func TestConvertHugeValues(t *testing.T) {
 // destination and requires each result to equal a fresh conversion.
 func TestConvertReuseLeavesNothingStale(t *testing.T) {
 	shapes := map[string]*trace.SpanData{
-		"full":    FullSpan(),
+		"full":    testspans.Full(),
 		"minimal": {SpanContext: trace.SpanContext{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{8}}},
-		"typical": TypicalSpan(),
-		"large":   LargeSpan(),
+		"typical": testspans.Typical(),
+		"large":   testspans.Large(),
 		"types": {Attributes: map[string]any{"s": 1.5, "i": "now a string", "b": int64(3), "f": false},
 			MessageEvents: []trace.MessageEvent{{MessageID: 9}}, Annotations: []trace.Annotation{{Message: "later"}}},
 	}

@@ -1,0 +1,159 @@
+package ocagent
+
+import (
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opencensus.io/trace"
+
+	"github.com/zerocensus/ocagent/internal/mockagent"
+	"github.com/zerocensus/ocagent/internal/testspans"
+)
+
+func TestMain(m *testing.M) {
+	mockagent.ServeDiscardIfChild()
+	os.Exit(m.Run())
+}
+
+var (
+	discardOnce sync.Once
+	discard     *mockagent.DiscardProcess
+	discardErr  error
+)
+
+// discardAgent is one agent process for the whole test binary: it reads
+// and drops everything, and its allocations are not counted in ours.
+func discardAgent(tb testing.TB) string {
+	tb.Helper()
+	discardOnce.Do(func() { discard, discardErr = mockagent.StartDiscardProcess() })
+	if discardErr != nil {
+		tb.Fatal(discardErr)
+	}
+	return discard.Addr()
+}
+
+var shapes = []struct {
+	name string
+	sd   func() *trace.SpanData
+}{{"small", testspans.Small}, {"typical", testspans.Typical}, {"large", testspans.Large}}
+
+// TestExportSpanAllocs gates the hot path: ExportSpan allocates nothing.
+func TestExportSpanAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are gated without the race detector")
+	}
+	e, err := NewExporter(WithInsecure(), WithAddress(discardAgent(t)), WithSpanRingCapacity(1<<16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	sd := testspans.Typical()
+	if got := testing.AllocsPerRun(1000, func() { e.ExportSpan(sd) }); got != 0 {
+		t.Errorf("ExportSpan: %v allocs, want 0", got)
+	}
+	// Dropping (ring full, or stopped) allocates nothing either.
+	e.Stop()
+	if got := testing.AllocsPerRun(1000, func() { e.ExportSpan(sd) }); got != 0 {
+		t.Errorf("ExportSpan after Stop: %v allocs, want 0", got)
+	}
+}
+
+// exportAll sends n spans through a fresh exporter and stops it, which
+// returns once the agent has read everything.
+func exportAll(tb testing.TB, e *Exporter, sd *trace.SpanData, n int) {
+	for i := 0; i < n; i++ {
+		e.ExportSpan(sd)
+	}
+	if err := e.Stop(); err != nil {
+		tb.Fatal(err)
+	}
+	st := e.Stats()
+	if st.SpansExported != uint64(n) {
+		tb.Fatalf("exported %d of %d spans: %+v", st.SpansExported, n, st)
+	}
+}
+
+func e2eExporter(tb testing.TB) *Exporter {
+	// Blocking on a full ring gives backpressure instead of drops, so that
+	// every span is measured all the way to the agent.
+	e, err := NewExporter(WithInsecure(), WithAddress(discardAgent(tb)), WithBlockWhenFull(time.Minute),
+		WithMaxBatchDelay(10*time.Millisecond))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+// TestEndToEndAllocsPerSpan gates the whole client side, gRPC included, at
+// the default batch size: below 0.05 allocations per span in steady state.
+// The first batches make the reused span messages (a one-time cost per
+// exporter, WithPoolPrewarm moves it to Start), so they are sent first.
+func TestEndToEndAllocsPerSpan(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are gated without the race detector")
+	}
+	const n = 100000
+	sd := testspans.Typical()
+	e := e2eExporter(t)
+	defer e.Stop()
+	for i := 0; i < 3000; i++ {
+		e.ExportSpan(sd)
+	}
+	e.Flush()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		e.ExportSpan(sd)
+	}
+	e.Flush()
+	runtime.ReadMemStats(&after)
+	st := e.Stats()
+	if st.SpansExported != 3000+n {
+		t.Fatalf("exported %d: %+v", st.SpansExported, st)
+	}
+	perSpan := float64(after.Mallocs-before.Mallocs) / n
+	t.Logf("%.4f allocs/span over %d spans (%d batches)", perSpan, n, st.Batches)
+	if perSpan >= 0.05 {
+		t.Errorf("%.4f allocs per span end to end, want < 0.05", perSpan)
+	}
+}
+
+// BenchmarkExportSpan is the caller's cost: parallel ExportSpan of a
+// pre-built span while the writer drains to a discarding agent. Spans that
+// find the ring full are dropped (the default policy), which costs no more.
+func BenchmarkExportSpan(b *testing.B) {
+	e, err := NewExporter(WithInsecure(), WithAddress(discardAgent(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Stop()
+	sd := testspans.Typical()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e.ExportSpan(sd)
+		}
+	})
+}
+
+// BenchmarkEndToEnd is the whole path per span: ExportSpan, conversion,
+// encoding, gRPC, until the agent (another process) has read the spans.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, s := range shapes {
+		b.Run(s.name, func(b *testing.B) {
+			sd := s.sd()
+			e := e2eExporter(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			exportAll(b, e, sd, b.N)
+			b.StopTimer()
+			st := e.Stats()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/span")
+			b.ReportMetric(float64(st.Bytes)/float64(b.N), "wireB/span")
+		})
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ocagent
+
+const raceEnabled = false
