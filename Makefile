@@ -6,8 +6,8 @@ SHELL := /bin/bash
 # Every Go module in the repository; each is vetted and tested.
 MODULES := . difftest
 BENCHSTAT := go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
-BENCH_COUNT ?= 5
-BENCH_TIME ?= 20000x
+BENCH_COUNT ?= 6
+BENCH_TIME ?= 1s
 RESULTS := bench/results
 
 .PHONY: test vet check-generate generate bench
@@ -34,6 +34,6 @@ check-generate:
 ## bench/results/latest.txt, summarised by benchstat.
 bench:
 	@mkdir -p $(RESULTS)
-	@echo "== conversion (fastconv)"; go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) ./fastconv | tee $(RESULTS)/latest.txt
+	@echo "== conversion (fastconv)"; go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) ./fastconv | tee $(RESULTS)/latest.txt
 	@echo "== exporter (ExportSpan, end to end to a discarding agent process)"; go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) . | tee -a $(RESULTS)/latest.txt
 	$(BENCHSTAT) $(RESULTS)/latest.txt

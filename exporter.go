@@ -73,7 +73,9 @@ type Exporter struct {
 	mu    sync.Mutex // serialises Start and Stop
 
 	ring    *stream.Ring[*trace.SpanData]
-	spans   *stream.SpanSource
+	spans   *stream.SpanBatch
+	views   *stream.Ring[*view.Data]
+	metrics *stream.ViewBatch
 	bufs    *pool.Buffers
 	conn    *stream.Conn
 	cc      *grpc.ClientConn
@@ -83,9 +85,10 @@ type Exporter struct {
 	config  *stream.ConfigStream
 	wg      sync.WaitGroup
 
-	droppedFull       atomic.Uint64
-	droppedNotRunning atomic.Uint64
-	viewsDropped      atomic.Uint64
+	droppedFull            atomic.Uint64
+	droppedNotRunning      atomic.Uint64
+	viewsDroppedFull       atomic.Uint64
+	viewsDroppedNotRunning atomic.Uint64
 }
 
 // NewExporter creates and starts an exporter.
@@ -142,8 +145,10 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 
 	e.ring = stream.NewRing[*trace.SpanData](cfg.ringCapacity)
 	conv := fastconv.NewSpanConverter(cfg.spanConfig.GetAnnotationEventsPerSpan(), cfg.spanConfig.GetMessageEventsPerSpan())
-	e.spans = stream.NewSpanSource(e.ring, conv, cfg.maxBatch, cfg.maxBytes, cfg.prewarm)
+	e.spans = stream.NewSpanBatch(e.ring, conv, cfg.maxBatch, cfg.maxBytes, cfg.prewarm)
 	e.batch = uint64(cfg.maxBatch)
+	e.views = stream.NewRing[*view.Data](max(viewRingCapacity, 2*cfg.viewCount))
+	e.metrics = stream.NewViewBatch(e.views, fastconv.NewViewConverter(), cfg.metricNamePrefix, cfg.viewCount, cfg.maxBytes)
 
 	// The writers exist from here on so that Stats never races with Start;
 	// Start fills in the connection before they run.
@@ -153,7 +158,7 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 	}, e.spans, e.bufs)
 	e.metricW = stream.NewWriter(e.conn, stream.WriterConfig{
 		Method: metricsExportMethod, Header: e.header, Suffix: e.suffix, Delay: cfg.viewDelay,
-	}, nopSource{}, e.bufs)
+	}, e.metrics, e.bufs)
 	e.config = &stream.ConfigStream{Conn: e.conn, Node: e.node, Apply: applyTraceConfig}
 	return e, nil
 }
@@ -292,13 +297,9 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 	<-done
 	e.cancel()
 	e.wg.Wait()
-	// Spans pushed by an ExportSpan that raced with Stop.
-	for {
-		if _, ok := e.ring.Pop(); !ok {
-			break
-		}
-		e.traceW.C.Discarded.Add(1)
-	}
+	// Items pushed by an ExportSpan or ExportView that raced with Stop.
+	e.traceW.C.Discarded.Add(uint64(e.spans.Discard()))
+	e.metricW.C.Discarded.Add(uint64(e.metrics.Discard()))
 	return e.cc.Close()
 }
 
@@ -401,22 +402,33 @@ func (e *Exporter) sendRaw(w *stream.Writer, what string, m proto.Message) error
 	return nil
 }
 
-// ExportView is not converted yet in this version: the view is counted as
-// dropped (see Stats). The zero-allocation view path is separate work.
+// viewRingCapacity is the least number of views that can wait to be sent: a
+// reporting period brings one view.Data per registered view.
+const viewRingCapacity = 4096
+
+// ExportView queues vd for the metrics stream without blocking or
+// allocating; OpenCensus's view worker hands over a fresh *view.Data every
+// reporting period, so keeping the pointer until conversion is safe. Views
+// are sent in batches of WithDataBundlerOptions' count or after its delay.
+// When the view ring is full the view is dropped and counted.
 func (e *Exporter) ExportView(vd *view.Data) {
 	if vd == nil {
 		return
 	}
-	e.viewsDropped.Add(1)
+	if e.state.Load() != stateRunning {
+		e.viewsDroppedNotRunning.Add(1)
+		return
+	}
+	pos := e.views.Push(vd)
+	if pos == 0 {
+		e.viewsDroppedFull.Add(1)
+		e.metricW.Notify()
+		return
+	}
+	if pos%uint64(e.cfg.viewCount) == 0 {
+		e.metricW.Notify()
+	}
 }
-
-// nopSource is the metrics stream's batch source until views are converted.
-type nopSource struct{}
-
-func (nopSource) Fill() (int, int) { return 0, 0 }
-func (nopSource) Encode([]byte)    {}
-func (nopSource) Sent()            {}
-func (nopSource) Discard() int     { return 0 }
 
 // Stats are the exporter's own monotonic counters. Every span given to
 // ExportSpan is, at any time, exactly one of: queued, exported, or dropped for
@@ -426,9 +438,13 @@ type Stats struct {
 	SpansQueued            int    // in the ring or the batch being sent (approximate while spans arrive)
 	SpansDroppedFull       uint64 // the ring was full
 	SpansDroppedNotRunning uint64 // ExportSpan before Start or after Stop
-	SpansDroppedOversize   uint64 // one span alone exceeded WithMaxBatchBytes
+	SpansDroppedOversize   uint64 // one span alone exceeded WithMaxBatchBytes (views count as invalid)
 	SpansDroppedAtStop     uint64 // still queued when Stop's deadline passed
-	ViewsDropped           uint64 // views not exported
+	ViewsExported          uint64 // views handed to gRPC as metrics
+	ViewsDroppedFull       uint64 // the view ring was full
+	ViewsDroppedNotRunning uint64 // ExportView before Start or after Stop
+	ViewsDroppedInvalid    uint64 // nil View, Measure or Aggregation
+	ViewsDroppedAtStop     uint64 // still queued when Stop's deadline passed
 	Batches                uint64 // span batches handed to gRPC
 	Bytes                  uint64 // encoded span batch bytes handed to gRPC
 	SendFailures           uint64 // failed sends (each batch is retried on the next stream)
@@ -444,7 +460,11 @@ func (e *Exporter) Stats() Stats {
 		SpansDroppedFull:       e.droppedFull.Load(),
 		SpansDroppedNotRunning: e.droppedNotRunning.Load(),
 		SpansDroppedOversize:   e.spans.Oversize.Load(),
-		ViewsDropped:           e.viewsDropped.Load(),
+		ViewsExported:          e.metricW.C.Items.Load(),
+		ViewsDroppedFull:       e.viewsDroppedFull.Load(),
+		ViewsDroppedNotRunning: e.viewsDroppedNotRunning.Load(),
+		ViewsDroppedInvalid:    e.metrics.Invalid.Load() + e.metrics.Oversize.Load(),
+		ViewsDroppedAtStop:     e.metricW.C.Discarded.Load(),
 	}
 	c := e.traceW.C
 	s.SpansExported = c.Items.Load()

@@ -1,0 +1,20 @@
+// Command with_insecure wraps the "Insecure" snippet of the OpenCensus
+// website's ocagent page (seed 001) in the simplest program's main. Only the
+// exporter's import path differs from upstream's.
+package main
+
+import (
+	"log"
+
+	"github.com/zerocensus/ocagent"
+)
+
+func main() {
+	oce, err := ocagent.NewExporter(
+		// WithInsecure is akin to  grpc.WithInsecure()
+		ocagent.WithInsecure())
+	if err != nil {
+		log.Fatalf("Failed to create a new ocagent exporter: %v", err)
+	}
+	defer oce.Stop()
+}

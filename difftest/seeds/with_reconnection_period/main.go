@@ -1,0 +1,19 @@
+// Command with_reconnection_period wraps the "Reconnection period" snippet of
+// the OpenCensus website's ocagent page (seed 001) in the simplest program's
+// main. Only the exporter's import path differs from upstream's.
+package main
+
+import (
+	"log"
+	"time"
+
+	"github.com/zerocensus/ocagent"
+)
+
+func main() {
+	oce, err := ocagent.NewExporter(ocagent.WithReconnectionPeriod(10 * time.Second))
+	if err != nil {
+		log.Fatalf("Failed to create a new ocagent exporter: %v", err)
+	}
+	defer oce.Stop()
+}
