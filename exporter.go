@@ -247,7 +247,10 @@ func (e *Exporter) Start() error {
 	}
 	e.cc, e.cancel = cc, cancel
 
-	_ = e.traceW.Connect() // failure is recorded and retried by the writer
+	// As upstream, both Export streams open (and send the Node) at Start;
+	// a failure is recorded and retried by the writer.
+	_ = e.traceW.Connect()
+	_ = e.metricW.Connect()
 	e.wg.Add(3)
 	go func() { defer e.wg.Done(); e.traceW.Run() }()
 	go func() { defer e.wg.Done(); e.metricW.Run() }()
