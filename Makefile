@@ -12,13 +12,15 @@ RESULTS := bench/results
 
 .PHONY: test vet check-generate generate bench
 
-## test: vet, the generated-code check, go test -race over every module, and
-## the allocation gates (which run without the race detector, since it
-## changes allocation counts).
+## test: vet, the generated-code check, go test -race over every module, the
+## allocation gates (without the race detector, which changes allocation
+## counts), and the tests again with poisoned pools.
 test: vet check-generate
 	@for m in $(MODULES); do echo "== go test -race $$m"; (cd $$m && go test -race -count=1 ./...); done
 	@echo "== allocation gates (no race detector)"
 	go test -count=1 -run 'Allocs' ./...
+	@echo "== poisoned pools: buffers are overwritten when returned, so a use after return corrupts the wire"
+	go test -tags zerocensus_poison -count=1 ./...
 
 vet:
 	@for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && go vet ./...); done

@@ -30,6 +30,9 @@ type rawMsg struct{}
 
 var _ encoding.CodecV2 = countingCodec{}
 
+// DiscardWindow is the Discard agent's flow-control window.
+const DiscardWindow = 4 << 20
+
 // StartDiscard serves on 127.0.0.1:0.
 func StartDiscard() (*Discard, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,6 +41,11 @@ func StartDiscard() (*Discard, error) {
 	}
 	d := &Discard{lis: lis}
 	d.srv = grpc.NewServer(grpc.ForceServerCodecV2(countingCodec{d}),
+		// Static windows as large as the ones gRPC's BDP estimation grows to
+		// on a fast link: the agent then sends WINDOW_UPDATE frames rarely
+		// and no BDP pings, so allocation counts do not depend on how fast
+		// the estimate grows during a short benchmark.
+		grpc.InitialWindowSize(DiscardWindow), grpc.InitialConnWindowSize(DiscardWindow),
 		grpc.UnknownServiceHandler(func(_ any, s grpc.ServerStream) error {
 			var m rawMsg
 			for {

@@ -1,0 +1,59 @@
+package pool
+
+import "testing"
+
+func TestBuffersClasses(t *testing.T) {
+	b := NewBuffers()
+	for _, n := range []int{0, 1, 1024, 1025, 4096, 300 << 10} {
+		p := b.Get(n)
+		if len(*p) != n || cap(*p) < 1024 || cap(*p)&(cap(*p)-1) != 0 {
+			t.Errorf("Get(%d): len %d cap %d", n, len(*p), cap(*p))
+		}
+		b.Put(p)
+	}
+	// Over the largest class: allocated to size, not pooled.
+	big := b.Get(1<<26 + 1)
+	if len(*big) != 1<<26+1 {
+		t.Errorf("big len %d", len(*big))
+	}
+	b.Put(big)
+	// A foreign buffer is dropped, not pooled.
+	odd := make([]byte, 1000, 3000)
+	b.Put(&odd)
+}
+
+func TestBuffersReuseAllocs(t *testing.T) {
+	b := NewBuffers()
+	b.Put(b.Get(100 << 10))
+	if n := testing.AllocsPerRun(100, func() { b.Put(b.Get(100 << 10)) }); n != 0 {
+		t.Errorf("%v allocs per Get/Put", n)
+	}
+}
+
+func TestPoisonOnPut(t *testing.T) {
+	if !Poisoning {
+		t.Skip("poisoning is on with -tags zerocensus_poison")
+	}
+	b := NewBuffers()
+	p := b.Get(2048)
+	kept := (*p)[:2048]
+	for i := range kept {
+		kept[i] = 1
+	}
+	b.Put(p)
+	for i, c := range kept {
+		if c != 0xDB {
+			t.Fatalf("byte %d not poisoned after Put: %x", i, c)
+		}
+	}
+}
+
+func TestFreeList(t *testing.T) {
+	var f FreeList[int]
+	x := f.Get()
+	f.Put(x)
+	f.Put(nil)
+	if f.Len() != 1 || f.Get() != x || f.Len() != 0 {
+		t.Error("FreeList does not give back what was put")
+	}
+}
