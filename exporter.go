@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/zerocensus/ocagent/fastconv"
@@ -187,17 +188,8 @@ func encodeField(num int, m proto.Message) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ocagent: encoding field %d: %w", num, err)
 	}
-	out := append([]byte{byte(num<<3 | 2)}, protowireLen(len(b))...)
-	return append(out, b...), nil
-}
-
-func protowireLen(n int) []byte {
-	var b []byte
-	for n >= 0x80 {
-		b = append(b, byte(n)|0x80)
-		n >>= 7
-	}
-	return append(b, byte(n))
+	out := protowire.AppendTag(nil, protowire.Number(num), protowire.BytesType)
+	return protowire.AppendBytes(out, b), nil
 }
 
 func (e *Exporter) address() string {

@@ -1,8 +1,9 @@
 package stream
 
 import (
-	"encoding/binary"
 	"sync/atomic"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // itemsField is the tag of the repeated field that holds the items of an
@@ -60,16 +61,8 @@ func (b *Batch[T, M]) slot(i int) M {
 	return b.msgs[i]
 }
 
-func fieldSize(n int) int { return 1 + sizeOfVarint(uint64(n)) + n }
-
-func sizeOfVarint(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
-}
+// fieldSize is the encoded size of a field 2 holding n bytes.
+func fieldSize(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
 
 // Fill implements Source.
 func (b *Batch[T, M]) Fill() (int, int) {
@@ -114,7 +107,7 @@ func (b *Batch[T, M]) Encode(dst []byte) {
 		sz := b.sizes[i]
 		dst[off] = itemsField
 		off++
-		off += binary.PutUvarint(dst[off:], uint64(sz))
+		off += len(protowire.AppendVarint(dst[off:off], uint64(sz)))
 		if _, err := m.MarshalToSizedBufferVT(dst[off : off+sz]); err != nil {
 			panic(err) // only on a size mismatch, a bug in this package
 		}

@@ -163,33 +163,19 @@ func (w *Writer) Notify() {
 
 // Flush asks the writer to send everything queued and waits until it has been
 // handed to gRPC, the connection is down, or ctx ends.
-func (w *Writer) Flush(ctx context.Context) error {
-	ch := make(chan struct{})
-	select {
-	case w.flush <- ch:
-	case <-w.done:
-		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-ch:
-		return nil
-	case <-w.done:
-		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (w *Writer) Flush(ctx context.Context) error { return w.ask(ctx, w.flush) }
 
 // Close sends everything queued, then half-closes the stream and waits for
 // the agent to end it, so that nothing already handed to gRPC is cut off by
 // the cancellation that follows. It returns when that is done or ctx ends;
 // the caller then cancels the connection's context, which ends Run.
-func (w *Writer) Close(ctx context.Context) error {
+func (w *Writer) Close(ctx context.Context) error { return w.ask(ctx, w.close) }
+
+// ask hands a request to the writer goroutine and waits for it to be done.
+func (w *Writer) ask(ctx context.Context, requests chan chan struct{}) error {
 	ch := make(chan struct{})
 	select {
-	case w.close <- ch:
+	case requests <- ch:
 	case <-w.done:
 		return ErrStopped
 	case <-ctx.Done():
@@ -198,6 +184,8 @@ func (w *Writer) Close(ctx context.Context) error {
 	select {
 	case <-ch:
 		return nil
+	case <-w.done:
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
