@@ -156,9 +156,11 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 	e.conn = new(stream.Conn)
 	e.traceW = stream.NewWriter(e.conn, stream.WriterConfig{
 		Method: traceExportMethod, Header: e.header, Suffix: e.suffix, Delay: cfg.maxDelay,
+		ReplayBytes: cfg.replayBytes,
 	}, e.spans, e.bufs)
 	e.metricW = stream.NewWriter(e.conn, stream.WriterConfig{
 		Method: metricsExportMethod, Header: e.header, Suffix: e.suffix, Delay: cfg.viewDelay,
+		ReplayBytes: cfg.replayBytes,
 	}, e.metrics, e.bufs)
 	e.config = &stream.ConfigStream{Conn: e.conn, Node: e.node, Apply: applyTraceConfig}
 	return e, nil
@@ -443,6 +445,9 @@ type Stats struct {
 	Batches                uint64 // span batches handed to gRPC
 	Bytes                  uint64 // encoded span batch bytes handed to gRPC
 	SendFailures           uint64 // failed sends (each batch is retried on the next stream)
+	SpansResent            uint64 // sent again after a stream broke (the agent may have them twice)
+	SpansInDoubt           uint64 // sent on a stream that broke, not resent before Stop ended
+	ViewsResent            uint64
 	Reconnects             uint64 // trace streams opened after the first
 	ConfigUpdates          uint64 // sampler configurations applied from the agent
 	LastError              error  // the trace stream's last error; nil while connected
@@ -467,6 +472,9 @@ func (e *Exporter) Stats() Stats {
 	s.Batches = c.Batches.Load()
 	s.Bytes = c.Bytes.Load()
 	s.SendFailures = c.SendFailures.Load()
+	s.SpansResent = c.Resent.Load()
+	s.SpansInDoubt = c.InDoubt.Load()
+	s.ViewsResent = e.metricW.C.Resent.Load()
 	s.Reconnects = c.Reconnects.Load()
 	s.LastError = c.LastError()
 	s.ConfigUpdates = e.config.Applied.Load()

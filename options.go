@@ -38,6 +38,9 @@ const (
 	// be handed to gRPC, so that an agent that stops reading cannot hang the
 	// caller. StopContext takes any deadline.
 	DefaultStopTimeout = 5 * time.Second
+	// DefaultReplayBytes is how much of what was recently sent on a stream
+	// is kept to be sent again if the stream breaks (per stream).
+	DefaultReplayBytes = 4 << 20
 )
 
 // ExporterOption configures an Exporter. The interface is sealed: only the
@@ -67,6 +70,7 @@ type config struct {
 	maxBytes     int
 	prewarm      int
 	blockTimeout time.Duration // > 0: block up to this long when the ring is full
+	replayBytes  int
 
 	errs []error
 }
@@ -79,6 +83,7 @@ func defaultConfig() config {
 		maxBatch:     DefaultMaxBatchSpans,
 		maxDelay:     DefaultMaxBatchDelay,
 		maxBytes:     DefaultMaxBatchBytes,
+		replayBytes:  DefaultReplayBytes,
 	}
 }
 
@@ -276,4 +281,23 @@ func WithBlockWhenFull(timeout time.Duration) ExporterOption {
 // full is dropped at once and counted.
 func WithDropWhenFull() ExporterOption {
 	return optionFunc(func(c *config) { c.blockTimeout = 0 })
+}
+
+// WithReplayBytes sets how many bytes of recently sent batches each stream
+// keeps to send again when the stream breaks (default DefaultReplayBytes).
+// gRPC's SendMsg returns once a message is queued and the protocol has no
+// acknowledgements, so a batch sent just before the agent died may never have
+// been read; the agent can hold at most its flow-control window unread (64 KiB
+// at first, up to 16 MiB once gRPC's BDP estimation has grown it). With a
+// budget at least that large nothing is lost across an agent restart, at the
+// price of duplicates (counted in Stats.SpansResent). 0 turns the replay off:
+// at most once for batches handed to gRPC. Memory: up to n bytes per stream.
+func WithReplayBytes(n int) ExporterOption {
+	return optionFunc(func(c *config) {
+		if n < 0 {
+			c.invalid("replay bytes must not be negative, got %d", n)
+			return
+		}
+		c.replayBytes = n
+	})
 }

@@ -3,8 +3,9 @@
 // the same *trace.SpanData values go through both, each to its own mock agent,
 // and what the agents received is compared field by field with protobuf
 // reflection. Every field upstream sets must be sent with the same value by
-// ours; ours may differ only where the list documentedDifferences says so,
-// and each entry of that list checks that our value is the one we claim.
+// ours; ours may differ only where the lists spanDifferences (here) and
+// viewDifferences (views_test.go, for *view.Data through ExportView) say so,
+// and each entry of those lists checks that our value is the one we claim.
 package difftest
 
 import (
@@ -357,15 +358,16 @@ func (d diff) String() string {
 
 // ---- the documented differences ----
 
-// documented is one documented difference between upstream's spans and ours.
-// matches selects the differences it explains; verify checks, against the
-// input span, that our value is exactly what we claim (and upstream's what we
-// say it is), else the difference counts as undocumented.
-type documented struct {
+// documented is one documented difference between upstream's messages and
+// ours, for inputs of type In. matches selects the differences it explains;
+// verify checks, against the input, that our value is exactly what we claim
+// (and upstream's what we say it is), else the difference counts as
+// undocumented.
+type documented[In any] struct {
 	name    string
 	where   string // where the difference is documented
 	matches func(d diff) bool
-	verify  func(d diff, sd *trace.SpanData) error
+	verify  func(d diff, in In) error
 }
 
 func is(k diffKind, schemas ...string) func(diff) bool {
@@ -485,6 +487,25 @@ func checkCount(d diff, want, own int) error {
 	return nil
 }
 
+// checkTime verifies a Timestamp that differs because t is outside upstream's
+// range: ours is t's Unix seconds and nanoseconds, upstream's the division of
+// t.UnixNano().
+func checkTime(d diff, t time.Time) error {
+	if t.Year() >= 1970 && t.Year() < 2262 {
+		return fmt.Errorf("input time %v is within upstream's range", t)
+	}
+	want := &timestamppb.Timestamp{Seconds: t.Unix(), Nanos: int32(t.Nanosecond())}
+	if got := ourMsg[*timestamppb.Timestamp](d); !proto.Equal(got, want) {
+		return fmt.Errorf("ours {%v}, want {%v}", got, want)
+	}
+	ns := t.UnixNano()
+	upWant := &timestamppb.Timestamp{Seconds: ns / 1e9, Nanos: int32(ns % 1e9)}
+	if got := d.up.Message().Interface(); !proto.Equal(got, upWant) {
+		return fmt.Errorf("upstream {%v}, expected {%v}", got, upWant)
+	}
+	return nil
+}
+
 // inputTime is the input time that the Timestamp at d's path came from.
 func inputTime(d diff, sd *trace.SpanData) (time.Time, error) {
 	switch d.schema {
@@ -505,7 +526,7 @@ func inputTime(d diff, sd *trace.SpanData) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("no input time for %s", d.path)
 }
 
-var documentedDifferences = []documented{
+var spanDifferences = []documented[*trace.SpanData]{
 	{
 		name:    "root span: no parent_span_id (upstream sends 8 zero bytes)",
 		where:   "fastconv/span.go, Convert",
@@ -671,32 +692,53 @@ var documentedDifferences = []documented{
 			if err != nil {
 				return err
 			}
-			if t.Year() >= 1970 && t.Year() < 2262 {
-				return fmt.Errorf("input time %v is within upstream's range", t)
-			}
-			want := &timestamppb.Timestamp{Seconds: t.Unix(), Nanos: int32(t.Nanosecond())}
-			if got := ourMsg[*timestamppb.Timestamp](d); !proto.Equal(got, want) {
-				return fmt.Errorf("ours {%v}, want {%v}", got, want)
-			}
-			ns := t.UnixNano()
-			upWant := &timestamppb.Timestamp{Seconds: ns / 1e9, Nanos: int32(ns % 1e9)}
-			if got := d.up.Message().Interface(); !proto.Equal(got, upWant) {
-				return fmt.Errorf("upstream {%v}, expected {%v}", got, upWant)
-			}
-			return nil
+			return checkTime(d, t)
 		},
 	},
 }
 
-// explain returns the documented difference that matches d (nil if none)
-// and, if it matches, the error of its verification.
-func explain(d diff, sd *trace.SpanData) (*documented, error) {
-	for i := range documentedDifferences {
-		if doc := &documentedDifferences[i]; doc.matches(d) {
-			return doc, doc.verify(d, sd)
+// explain returns the entry of docs that matches d (nil if none) and, if one
+// matches, the error of its verification.
+func explain[In any](docs []documented[In], d diff, in In) (*documented[In], error) {
+	for i := range docs {
+		if doc := &docs[i]; doc.matches(d) {
+			return doc, doc.verify(d, in)
 		}
 	}
 	return nil, nil
+}
+
+// judge fails t for every difference in diffs that no entry of docs explains
+// or whose entry's verification fails, and counts in exercised the entries
+// that explained one.
+func judge[In any](t *testing.T, what string, docs []documented[In], diffs []diff, in In, exercised map[string]int) {
+	t.Helper()
+	for _, d := range diffs {
+		doc, err := explain(docs, d, in)
+		switch {
+		case doc == nil:
+			t.Errorf("%s: UNDOCUMENTED DIFFERENCE %s", what, d)
+		case err != nil:
+			t.Errorf("%s: %s\n\tmatches documented %q (%s) but is not what we claim: %v", what, d, doc.name, doc.where, err)
+		default:
+			t.Logf("%s: documented: %s", what, d)
+			exercised[doc.name]++
+		}
+	}
+}
+
+// requireObserved fails t for every entry of docs that explained no
+// difference, so that the list is known to describe what we send rather than
+// merely allow it.
+func requireObserved[In any](t *testing.T, docs []documented[In], exercised map[string]int) {
+	t.Helper()
+	for _, doc := range docs {
+		if exercised[doc.name] == 0 {
+			t.Errorf("documented difference %q (%s) was never observed", doc.name, doc.where)
+		} else {
+			t.Logf("documented difference observed %3d times: %s", exercised[doc.name], doc.name)
+		}
+	}
 }
 
 // ---- the test ----
@@ -724,20 +766,29 @@ func spansByID(t *testing.T, who string, spans []*tracepb.Span) map[string]*trac
 	return m
 }
 
-func TestDifferentialSpans(t *testing.T) {
+// startPair starts two mock agents and, with the same options and
+// environment (resource, host name), upstream's exporter on one and ours on
+// the other. The caller stops the exporters; the agents stop at cleanup.
+func startPair(t *testing.T) (up *upocagent.Exporter, ours *ocagent.Exporter, upAgent, ourAgent *mockagent.Agent) {
+	t.Helper()
 	t.Setenv("OC_RESOURCE_TYPE", "difftest.type")
 	t.Setenv("OC_RESOURCE_LABELS", `a="1",b="two"`)
 	t.Setenv("HOSTNAME", "difftest-host")
 
-	upAgent, ourAgent := startAgent(t), startAgent(t)
+	upAgent, ourAgent = startAgent(t), startAgent(t)
 	up, err := upocagent.NewExporter(upocagent.WithInsecure(), upocagent.WithAddress(upAgent.Addr()), upocagent.WithServiceName("diff"))
 	if err != nil {
 		t.Fatalf("upstream NewExporter: %v", err)
 	}
-	ours, err := ocagent.NewExporter(ocagent.WithInsecure(), ocagent.WithAddress(ourAgent.Addr()), ocagent.WithServiceName("diff"))
+	ours, err = ocagent.NewExporter(ocagent.WithInsecure(), ocagent.WithAddress(ourAgent.Addr()), ocagent.WithServiceName("diff"))
 	if err != nil {
 		t.Fatalf("our NewExporter: %v", err)
 	}
+	return up, ours, upAgent, ourAgent
+}
+
+func TestDifferentialSpans(t *testing.T) {
+	up, ours, upAgent, ourAgent := startPair(t)
 
 	in := inputs()
 	for _, s := range in {
@@ -765,29 +816,10 @@ func TestDifferentialSpans(t *testing.T) {
 		}
 		var w walker
 		w.message(pos{}, u.ProtoReflect(), o.ProtoReflect())
-		for _, d := range w.diffs {
-			doc, err := explain(d, s.sd)
-			switch {
-			case doc == nil:
-				t.Errorf("span %q: UNDOCUMENTED DIFFERENCE %s", s.name, d)
-			case err != nil:
-				t.Errorf("span %q: %s\n\tmatches documented %q (%s) but is not what we claim: %v", s.name, d, doc.name, doc.where, err)
-			default:
-				t.Logf("span %q: documented: %s", s.name, d)
-				exercised[doc.name]++
-			}
-		}
+		judge(t, fmt.Sprintf("span %q", s.name), spanDifferences, w.diffs, s.sd, exercised)
 		checkClaims(t, s, u, o)
 	}
-	// Every documented difference must have been seen, so that the list is
-	// known to describe what we send rather than merely allow it.
-	for _, doc := range documentedDifferences {
-		if exercised[doc.name] == 0 {
-			t.Errorf("documented difference %q (%s) was never observed", doc.name, doc.where)
-		} else {
-			t.Logf("documented difference observed %3d times: %s", exercised[doc.name], doc.name)
-		}
-	}
+	requireObserved(t, spanDifferences, exercised)
 
 	compareStreams(t, upAgent, ourAgent)
 	compareMetricsStreams(t, up, ours, upAgent, ourAgent)
@@ -1012,12 +1044,30 @@ func compareMetricsStreams(t *testing.T, up *upocagent.Exporter, ours *ocagent.E
 	if err := ourAgent.WaitMetrics(1, wait); err != nil {
 		t.Fatalf("ours: %v", err)
 	}
+	um, om := compareMetricsStreamHeads(t, upAgent, ourAgent)
+	if len(um) != len(om) {
+		t.Errorf("metrics messages after the first: upstream %d, ours %d", len(um), len(om))
+	}
+	for i := range min(len(um), len(om)) {
+		var w walker
+		w.message(pos{}, um[i].ProtoReflect(), om[i].ProtoReflect())
+		for _, d := range w.diffs {
+			t.Errorf("metrics message %d: UNDOCUMENTED DIFFERENCE %s", i+1, d)
+		}
+		if !proto.Equal(om[i], req) {
+			t.Errorf("metrics message %d: ours {%v}, sent {%v}", i+1, om[i], req)
+		}
+	}
+}
+
+// compareMetricsStreamHeads requires one metrics stream at each agent and
+// compares their first messages, which carry the Node and Resource and no
+// metrics. It returns each stream's later messages.
+func compareMetricsStreamHeads(t *testing.T, upAgent, ourAgent *mockagent.Agent) (up, ours []*agentmetricspb.ExportMetricsServiceRequest) {
+	t.Helper()
 	um, om := upAgent.MetricsStreams(), ourAgent.MetricsStreams()
 	if len(um) != 1 || len(om) != 1 {
 		t.Fatalf("metrics streams: upstream %d, ours %d, want 1 each", len(um), len(om))
-	}
-	if len(um[0].Messages) != len(om[0].Messages) {
-		t.Errorf("metrics messages: upstream %d, ours %d", len(um[0].Messages), len(om[0].Messages))
 	}
 	if len(um[0].Messages) == 0 || len(om[0].Messages) == 0 {
 		t.Fatal("no metrics messages to compare")
@@ -1028,16 +1078,7 @@ func compareMetricsStreams(t *testing.T, up *upocagent.Exporter, ours *ocagent.E
 	}
 	compareNodes(t, "first metrics message", uf.GetNode(), of.GetNode())
 	compareResources(t, "first metrics message", uf.GetResource(), of.GetResource())
-	for i := 1; i < min(len(um[0].Messages), len(om[0].Messages)); i++ {
-		var w walker
-		w.message(pos{}, um[0].Messages[i].ProtoReflect(), om[0].Messages[i].ProtoReflect())
-		for _, d := range w.diffs {
-			t.Errorf("metrics message %d: UNDOCUMENTED DIFFERENCE %s", i, d)
-		}
-		if !proto.Equal(om[0].Messages[i], req) {
-			t.Errorf("metrics message %d: ours {%v}, sent {%v}", i, om[0].Messages[i], req)
-		}
-	}
+	return um[0].Messages[1:], om[0].Messages[1:]
 }
 
 // TestWalkerCatchesDifferences checks the checker: differences outside the
@@ -1071,7 +1112,7 @@ func TestWalkerCatchesDifferences(t *testing.T) {
 	w.message(pos{}, up.ProtoReflect(), ours.ProtoReflect())
 	got := map[string]string{}
 	for _, d := range w.diffs {
-		doc, err := explain(d, sd)
+		doc, err := explain(spanDifferences, d, sd)
 		switch {
 		case doc == nil:
 			got[d.path] = "undocumented " + d.kind.String()

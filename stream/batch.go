@@ -115,6 +115,9 @@ func (b *Batch[T, M]) Encode(dst []byte) {
 	}
 }
 
+// Queued implements Source.
+func (b *Batch[T, M]) Queued() int { return b.Ring.Len() }
+
 // Sent implements Source.
 func (b *Batch[T, M]) Sent() { b.n, b.size = 0, 0 }
 

@@ -28,6 +28,9 @@ type Source interface {
 	// Discard drops the queue and the current batch and reports how many
 	// items were lost (on Stop).
 	Discard() int
+	// Queued is the number of items waiting in the queue (approximate while
+	// producers push).
+	Queued() int
 }
 
 // Counters are the writer's monotonic statistics.
@@ -36,6 +39,8 @@ type Counters struct {
 	Batches      atomic.Uint64
 	Bytes        atomic.Uint64 // encoded bytes handed to gRPC (before compression)
 	SendFailures atomic.Uint64 // SendMsg errors (the batch is retried)
+	Resent       atomic.Uint64 // items sent again on a new stream after a break (possible duplicates)
+	InDoubt      atomic.Uint64 // items sent on a stream that broke and not resent (Stop came first)
 	Reconnects   atomic.Uint64 // streams opened after the first
 	Discarded    atomic.Uint64 // items still queued at Stop
 	lastErr      atomic.Pointer[errBox]
@@ -66,6 +71,9 @@ type WriterConfig struct {
 	Header []byte        // the first message of every stream (Node and Resource), encoded
 	Suffix []byte        // appended to every batch body (the Resource field), encoded
 	Delay  time.Duration // the longest an item waits in the queue
+	// ReplayBytes is how many bytes of recently sent batches are kept to be
+	// resent after a break (0: none, at-most-once for batches sent).
+	ReplayBytes int
 }
 
 var exportDesc = &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
@@ -100,6 +108,7 @@ type Writer struct {
 	retry       *time.Timer
 	items, size int
 	frame       Frame
+	replay      replay
 }
 
 // receiver is the goroutine that reads an Export stream. The agent sends
@@ -144,6 +153,7 @@ func NewWriter(conn *Conn, cfg WriterConfig, src Source, bufs *pool.Buffers) *Wr
 	}
 	w.retry.Stop()
 	w.frame.pool = bufs
+	w.replay = replay{budget: cfg.ReplayBytes, bufs: bufs}
 	return w
 }
 
@@ -226,6 +236,15 @@ func (w *Writer) Run() {
 		case <-ctx.Done():
 			w.closeStream()
 			w.C.Discarded.Add(uint64(w.src.Discard()))
+			for _, f := range w.replay.frames {
+				switch {
+				case !f.sent: // never accepted by a stream
+					w.C.Discarded.Add(uint64(f.items))
+				case w.replay.pending: // sent on a stream that broke
+					w.C.InDoubt.Add(uint64(f.items))
+				}
+			}
+			w.replay.clear()
 			return
 		case ch := <-w.flush:
 			w.drain()
@@ -253,9 +272,12 @@ func (w *Writer) Run() {
 	}
 }
 
-// drain sends batches until the queue is empty or the stream is down.
+// drain sends batches until what was queued when it began has been sent or
+// the stream is down. The bound keeps Flush from chasing producers that never
+// stop, and keeps the writer answering its other requests.
 func (w *Writer) drain() {
-	for {
+	budget := w.items + w.src.Queued()
+	for budget > 0 {
 		if w.items == 0 {
 			w.items, w.size = w.src.Fill()
 			if w.items == 0 {
@@ -269,13 +291,23 @@ func (w *Writer) drain() {
 		w.src.Encode((*buf)[:w.size])
 		copy((*buf)[w.size:], w.cfg.Suffix)
 		n := len(*buf)
+		kept := w.replay.keep(*buf, w.items) // before send: the buffer is gRPC's after
 		if err := w.send(buf); err != nil {
 			w.C.SendFailures.Add(1)
-			continue // reconnect (with backoff) and resend the same batch
+			if kept {
+				// The copy in the replay goes out after the reconnect.
+				w.src.Sent()
+				w.items, w.size = 0, 0
+			}
+			continue // reconnect (with backoff) and send it again
+		}
+		if kept {
+			w.replay.sentLast()
 		}
 		w.C.Items.Add(uint64(w.items))
 		w.C.Batches.Add(1)
 		w.C.Bytes.Add(uint64(n))
+		budget -= w.items
 		w.src.Sent()
 		w.items, w.size = 0, 0
 	}
@@ -326,6 +358,9 @@ func (w *Writer) ensureStream() error {
 	} else {
 		w.broken(err)
 	}
+	if err == nil && w.replay.pending {
+		err = w.resend()
+	}
 	if err != nil {
 		return err
 	}
@@ -339,8 +374,35 @@ func (w *Writer) ensureStream() error {
 	return nil
 }
 
-// broken forgets the stream and schedules the next attempt.
+// resend sends the retained frames again on a new stream, oldest first.
+func (w *Writer) resend() error {
+	for i := range w.replay.frames {
+		f := &w.replay.frames[i]
+		buf := w.bufs.Get(len(*f.buf))
+		copy(*buf, *f.buf)
+		if err := w.send(buf); err != nil {
+			return err // still pending: the next stream tries again
+		}
+		if f.sent {
+			w.C.Resent.Add(uint64(f.items))
+		} else {
+			// Its first send failed: this is its first delivery.
+			f.sent = true
+			w.C.Items.Add(uint64(f.items))
+			w.C.Batches.Add(1)
+			w.C.Bytes.Add(uint64(len(*f.buf)))
+		}
+	}
+	w.replay.pending = false
+	return nil
+}
+
+// broken forgets the stream and schedules the next attempt. What was sent on
+// the stream may not have been read: the replay sends it again.
 func (w *Writer) broken(err error) {
+	if w.stream != nil && len(w.replay.frames) > 0 {
+		w.replay.pending = true
+	}
 	w.closeStream()
 	w.C.setErr(err)
 	d := w.bo.next(w.conn.MaxBackoff)
@@ -357,6 +419,10 @@ func (w *Writer) halfClose() {
 	if err := w.stream.CloseSend(); err == nil {
 		select {
 		case <-w.recv.done:
+			if w.recv.err == io.EOF {
+				// The agent read the stream to its end: nothing to resend.
+				w.replay.clear()
+			}
 		case <-w.conn.Ctx.Done():
 		}
 	}

@@ -58,6 +58,7 @@ type config struct {
 	discard             bool
 	addr                string
 	noRead              bool
+	spanIDs             bool
 }
 
 // WithTLS serves TLS with cert (see SelfSignedCert) instead of plaintext.
@@ -92,6 +93,13 @@ func WithNoRead() Option {
 	return func(c *config) { c.noRead = true }
 }
 
+// WithSpanIDCounts counts how often each span id arrives (see SpanIDs), even
+// in discard mode: delivery accounting over millions of spans without keeping
+// the spans.
+func WithSpanIDCounts() Option {
+	return func(c *config) { c.spanIDs = true }
+}
+
 // Agent is a running (or stopped) mock agent. Create it with Start.
 type Agent struct {
 	cfg  config
@@ -123,6 +131,7 @@ type Agent struct {
 	configRecv    int64
 	configCalls   int64
 	openConfig    []*configConn // live Config streams, for PushConfig
+	idCounts      map[[8]byte]uint32
 }
 
 // Start listens on 127.0.0.1 (see WithAddress) and serves until Stop.
@@ -315,6 +324,16 @@ func (s *traceService) Export(stream agenttracepb.TraceService_ExportServer) err
 		a.traceMsgs++
 		a.traceBytes += size
 		a.spanCount += int64(len(req.GetSpans()))
+		if a.cfg.spanIDs {
+			if a.idCounts == nil {
+				a.idCounts = make(map[[8]byte]uint32)
+			}
+			for _, sp := range req.GetSpans() {
+				var id [8]byte
+				copy(id[:], sp.SpanId)
+				a.idCounts[id]++
+			}
+		}
 		if !a.cfg.discard {
 			rec.msgs = append(rec.msgs, req)
 			a.spans = append(a.spans, req.GetSpans()...)
@@ -322,6 +341,18 @@ func (s *traceService) Export(stream agenttracepb.TraceService_ExportServer) err
 		a.notifyLocked()
 		a.mu.Unlock()
 	}
+}
+
+// SpanIDs reports, with WithSpanIDCounts, how many distinct span ids arrived
+// and how many arrivals were repeats of an id already seen.
+func (a *Agent) SpanIDs() (unique, duplicates int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range a.idCounts {
+		unique++
+		duplicates += int64(n - 1)
+	}
+	return unique, duplicates
 }
 
 // TraceStreams returns every trace Export stream received, in order of arrival.
