@@ -440,7 +440,7 @@ type Stats struct {
 	ViewsExported          uint64 // views handed to gRPC as metrics
 	ViewsDroppedFull       uint64 // the view ring was full
 	ViewsDroppedNotRunning uint64 // ExportView before Start or after Stop
-	ViewsDroppedInvalid    uint64 // nil View, Measure or Aggregation
+	ViewsDroppedInvalid    uint64 // nil View, Measure or Aggregation, unknown aggregation, rows not matching it, or one view over WithMaxBatchBytes
 	ViewsDroppedAtStop     uint64 // still queued when Stop's deadline passed
 	Batches                uint64 // span batches handed to gRPC
 	Bytes                  uint64 // encoded span batch bytes handed to gRPC

@@ -99,12 +99,12 @@ func NewViewConverter() *ViewConverter {
 //     in the row's order (OpenCensus sorts them by key name) and skips missing
 //     ones, which misplaces values when TagKeys are not sorted or a tag is
 //     missing;
-//   - sum and last value of a measure that is not a *stats.Float64Measure are
-//     int64 (upstream: UNSPECIFIED type with double values for measures other
-//     than *stats.Int64Measure);
+//   - sum and last value of a measure that is neither a *stats.Int64Measure
+//     nor a *stats.Float64Measure are typed CUMULATIVE_DOUBLE / GAUGE_DOUBLE
+//     (upstream sends the same double values with type UNSPECIFIED);
 //   - distribution buckets carry their exemplars (upstream drops them), with
 //     the attachments sorted by key;
-//   - timestamps are correct outside 1678..2262 (see setTime).
+//   - timestamps are correct before 1970 and after 2262 (see setTime).
 //
 // As upstream, every time series of every type (gauges included) has the
 // start timestamp vd.Start, and a single point at vd.End.
@@ -187,7 +187,9 @@ func viewKindOf(vd *view.Data) (viewKind, error) {
 	if v == nil {
 		return 0, errNilView
 	}
-	double := false
+	// Only an int64 measure makes int64 sums and last values: any other
+	// measure (float64, or a user's own type) keeps its fraction as a double.
+	double := true
 	switch m := v.Measure.(type) {
 	case nil:
 		return 0, errNilMeasure
@@ -195,11 +197,11 @@ func viewKindOf(vd *view.Data) (viewKind, error) {
 		if m == nil {
 			return 0, errNilMeasure
 		}
-		double = true
 	case *stats.Int64Measure:
 		if m == nil {
 			return 0, errNilMeasure
 		}
+		double = false
 	}
 	if v.Aggregation == nil {
 		return 0, errNilAggregation
