@@ -201,8 +201,12 @@ func (e *Exporter) address() string {
 	return net.JoinHostPort(DefaultAgentHost, strconv.Itoa(int(DefaultAgentPort)))
 }
 
-// openTimeout bounds each attempt to open a stream.
-const openTimeout = 5 * time.Second
+// openTimeout bounds each attempt to open a stream; startConnectWait bounds
+// how long Start waits for the first attempts.
+const (
+	openTimeout      = 5 * time.Second
+	startConnectWait = 2 * time.Second
+)
 
 // Start connects to the agent and starts the stream writers. It makes one
 // connection attempt before returning (so that a reachable agent has the Node
@@ -241,15 +245,33 @@ func (e *Exporter) Start() error {
 	}
 	e.cc, e.cancel = cc, cancel
 
-	// As upstream, both Export streams open (and send the Node) at Start;
-	// a failure is recorded and retried by the writer.
-	_ = e.traceW.Connect()
-	_ = e.metricW.Connect()
-	e.wg.Add(3)
-	go func() { defer e.wg.Done(); e.traceW.Run() }()
-	go func() { defer e.wg.Done(); e.metricW.Run() }()
-	go func() { defer e.wg.Done(); e.config.Run() }()
+	// As upstream, both Export streams open (and send the Node) at Start,
+	// so that a reachable agent has the Node when NewExporter returns. The
+	// attempts run concurrently and Start waits for them at most
+	// startConnectWait: an agent that accepts TCP but never answers must not
+	// hold the caller. A failure is recorded and retried by the writer.
 	e.state.Store(stateRunning)
+	ready := make(chan struct{}, 2)
+	for _, w := range []*stream.Writer{e.traceW, e.metricW} {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			_ = w.Connect()
+			ready <- struct{}{}
+			w.Run()
+		}()
+	}
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.config.Run() }()
+	wait := time.NewTimer(startConnectWait)
+	defer wait.Stop()
+	for range 2 {
+		select {
+		case <-ready:
+		case <-wait.C:
+			return nil
+		}
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -277,5 +278,47 @@ func TestConcurrentExportFlushStop(t *testing.T) {
 	views := st.ViewsExported + st.ViewsDroppedFull + st.ViewsDroppedNotRunning + st.ViewsDroppedAtStop + st.ViewsDroppedInvalid
 	if want := uint64(goroutines * ((each + 15) / 16)); views != want {
 		t.Errorf("views offered %d, accounted %d: %+v", want, views, st)
+	}
+}
+
+// TestSilentTCPPeerAtStart: something accepts TCP connections but never
+// speaks HTTP/2. NewExporter and Stop must still return (Start waits for the
+// first connection attempts at most startConnectWait).
+func TestSilentTCPPeerAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	e, err := NewExporter(WithInsecure(), WithAddress(l.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ExportSpan(idSpan(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = e.StopContext(ctx)
+	if st := e.Stats(); st.SpansExported+st.SpansDroppedAtStop != 1 {
+		t.Errorf("span not accounted: %+v", st)
 	}
 }
