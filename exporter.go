@@ -478,7 +478,7 @@ type Stats struct {
 // Stats returns a snapshot of the exporter's counters.
 func (e *Exporter) Stats() Stats {
 	s := Stats{
-		SpansQueued:            e.ring.Len(),
+		SpansQueued:            e.ring.Len() + int(e.traceW.C.Pending.Load()),
 		SpansDroppedFull:       e.droppedFull.Load(),
 		SpansDroppedNotRunning: e.droppedNotRunning.Load(),
 		SpansDroppedOversize:   e.spans.Oversize.Load(),

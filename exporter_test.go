@@ -320,8 +320,8 @@ func TestSpansWaitWhileAgentIsDown(t *testing.T) {
 		e.ExportSpan(span(i))
 	}
 	e.Flush() // returns although nothing listens
-	if e.Stats().LastError == nil {
-		t.Error("LastError must say why nothing was sent")
+	if st := e.Stats(); st.LastError == nil || st.SpansQueued != 50 {
+		t.Errorf("50 spans must wait, and LastError say why: %+v", st)
 	}
 	a := startAgent(t, mockagent.WithAddress(addr))
 	if err := a.WaitSpans(50, wait); err != nil {

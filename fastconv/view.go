@@ -10,6 +10,7 @@ import (
 	"go.opencensus.io/stats"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/tag"
+	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	metricspb "github.com/zerocensus/ocagent/internal/ocproto/metrics/v1"
@@ -408,9 +409,14 @@ func exemplar(dst *metricspb.DistributionValue_Exemplar, e *metricdata.Exemplar)
 	for k, v := range e.Attachments {
 		a := dst.Attachments[i]
 		a.Key = validUTF8(k)
-		if s, ok := v.(string); ok {
-			a.Value = validUTF8(s)
-		} else {
+		switch v := v.(type) {
+		case string:
+			a.Value = validUTF8(v)
+		case trace.SpanContext:
+			// OpenCensus's own attachment ("SpanContext"): the ids in hex,
+			// which a reader can parse, rather than a Go struct dump.
+			a.Value = v.TraceID.String() + "/" + v.SpanID.String()
+		default:
 			a.Value = validUTF8(fmt.Sprint(v))
 		}
 		i++

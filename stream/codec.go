@@ -34,8 +34,9 @@ func (f *Frame) release() {
 // codec is a grpc encoding.CodecV2 that sends a Frame's bytes as they are,
 // skipping gRPC's marshalling, and decodes replies with vtprotobuf's
 // UnmarshalVT or, for other messages, protobuf-go. It is forced per stream
-// with grpc.ForceCodecV2, which does not change the content-type: the agent
-// sees ordinary "application/grpc" protobuf.
+// with grpc.ForceCodecV2; its name "proto" makes the content-type
+// "application/grpc+proto", which gRPC servers treat as the plain
+// "application/grpc" protobuf they expect.
 type codec struct{}
 
 var _ encoding.CodecV2 = codec{}

@@ -52,7 +52,7 @@ func (c *ConfigStream) Run() {
 			return
 		}
 		c.lastErr.Store(&errBox{err})
-		if status.Code(err) == codes.Unimplemented {
+		if unimplemented(err) {
 			c.Unimplemented.Store(true)
 			return
 		}
@@ -111,4 +111,12 @@ func recvStatus(s grpc.ClientStream, err error) error {
 		return rerr
 	}
 	return err
+}
+
+// unimplemented reports an agent without the Config RPC: codes.Unimplemented,
+// or what the OpenTelemetry Collector's OpenCensus receiver answers, a plain
+// error "unimplemented" that gRPC delivers as codes.Unknown.
+func unimplemented(err error) bool {
+	st := status.Convert(err)
+	return st.Code() == codes.Unimplemented || (st.Code() == codes.Unknown && st.Message() == "unimplemented")
 }

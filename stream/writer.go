@@ -43,6 +43,7 @@ type Counters struct {
 	InDoubt      atomic.Uint64 // items sent on a stream that broke and not resent (Stop came first)
 	Reconnects   atomic.Uint64 // streams opened after the first
 	Discarded    atomic.Uint64 // items still queued at Stop
+	Pending      atomic.Int64  // items taken from the queue but not yet accepted by a stream
 	lastErr      atomic.Pointer[errBox]
 }
 
@@ -245,6 +246,7 @@ func (w *Writer) Run() {
 				}
 			}
 			w.replay.clear()
+			w.C.Pending.Store(0)
 			return
 		case ch := <-w.flush:
 			w.drain()
@@ -280,6 +282,7 @@ func (w *Writer) drain() {
 	for budget > 0 {
 		if w.items == 0 {
 			w.items, w.size = w.src.Fill()
+			w.updatePending()
 			if w.items == 0 {
 				return
 			}
@@ -298,6 +301,7 @@ func (w *Writer) drain() {
 				// The copy in the replay goes out after the reconnect.
 				w.src.Sent()
 				w.items, w.size = 0, 0
+				w.updatePending()
 			}
 			continue // reconnect (with backoff) and send it again
 		}
@@ -310,7 +314,21 @@ func (w *Writer) drain() {
 		budget -= w.items
 		w.src.Sent()
 		w.items, w.size = 0, 0
+		w.updatePending()
 	}
+}
+
+// updatePending publishes how many items the writer holds that no stream
+// has accepted yet: the batch being sent, and replayed batches whose first
+// send failed.
+func (w *Writer) updatePending() {
+	n := w.items
+	for _, f := range w.replay.frames {
+		if !f.sent {
+			n += f.items
+		}
+	}
+	w.C.Pending.Store(int64(n))
 }
 
 func (w *Writer) sendRaw(buf *[]byte) error {
@@ -394,6 +412,7 @@ func (w *Writer) resend() error {
 		}
 	}
 	w.replay.pending = false
+	w.updatePending()
 	return nil
 }
 
