@@ -323,16 +323,20 @@ func showLabelValues(lvs []*metricspb.LabelValue) string {
 }
 
 // wantExemplar is what ours claims for an exemplar: its value, its time, and
-// its attachments, strings as they are and other values through fmt.Sprint.
+// its attachments: strings as they are, a SpanContext as "traceid/spanid" in
+// hex, other values through fmt.Sprint.
 func wantExemplar(e *metricdata.Exemplar) *metricspb.DistributionValue_Exemplar {
 	x := &metricspb.DistributionValue_Exemplar{Value: e.Value, Timestamp: timestamppb.New(e.Timestamp)}
 	for k, v := range e.Attachments {
 		if x.Attachments == nil {
 			x.Attachments = map[string]string{}
 		}
-		if s, ok := v.(string); ok {
-			x.Attachments[k] = s
-		} else {
+		switch v := v.(type) {
+		case string:
+			x.Attachments[k] = v
+		case trace.SpanContext:
+			x.Attachments[k] = v.TraceID.String() + "/" + v.SpanID.String()
+		default:
 			x.Attachments[k] = fmt.Sprint(v)
 		}
 	}
