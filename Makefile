@@ -3,24 +3,39 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-# Every Go module in the repository; each is vetted and tested.
-MODULES := . difftest
+# The Go modules vetted and tested by `make test`. interop/ (which builds an
+# OpenTelemetry Collector) has its own target, `make interop`.
+MODULES := . difftest bench scripts/benchgate
 BENCHSTAT := go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BENCH_COUNT ?= 6
 BENCH_TIME ?= 1s
 RESULTS := bench/results
 
-.PHONY: test vet check-generate generate bench
+.PHONY: test vet check-generate generate bench fuzz interop
 
 ## test: vet, the generated-code check, go test -race over every module, the
 ## allocation gates (without the race detector, which changes allocation
-## counts), and the tests again with poisoned pools.
+## counts), the tests again with poisoned pools, and a bounded fuzz run.
 test: vet check-generate
 	@for m in $(MODULES); do echo "== go test -race $$m"; (cd $$m && go test -race -count=1 ./...); done
 	@echo "== allocation gates (no race detector)"
 	go test -count=1 -run 'Allocs' ./...
 	@echo "== poisoned pools: buffers are overwritten when returned, so a use after return corrupts the wire"
 	go test -tags zerocensus_poison -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: each fuzz target for FUZZ_TIME (the seed corpus in
+## fastconv/testdata/fuzz also runs in every go test).
+FUZZ_TIME ?= 15s
+fuzz:
+	@for f in FuzzConvertSpan FuzzConvertView; do echo "== fuzz $$f for $(FUZZ_TIME)"; \
+		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) ./fastconv; done
+
+## interop: the exporter against a real OpenCensus receiver, the OpenTelemetry
+## Collector v0.133.0 (interop/cmd/otelcol-oc, built by the tests: about
+## 2 minutes cold on 2 cores, seconds once cached), run on 127.0.0.1.
+interop:
+	cd interop && go vet ./... && go test -count=1 ./...
 
 vet:
 	@for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && go vet ./...); done
@@ -32,10 +47,64 @@ generate:
 check-generate:
 	./scripts/check-generate.sh
 
-## bench: the exporter's hot-path benchmarks with -benchmem; raw results in
-## bench/results/latest.txt, summarised by benchstat.
+## bench: the comparison suite (bench/, its own module, so that users never
+## download the peers): this exporter, upstream ocagent v0.7.0 and OpenCensus
+## bridged into the OpenTelemetry SDK (batch span processor, OTLP gRPC) on the
+## same scenarios, against counting agents on 127.0.0.1, in BENCH_COUNT
+## interleaved rounds of BENCH_SUITE_TIME each (about 6 minutes on 2 cores);
+## then the hot-path microbenchmarks (fastconv, ExportSpan, end to end). Raw
+## results in bench/results/latest.txt (suite) and bench/results/hotpath.txt;
+## benchstat tables per scenario (implementations side by side, deltas against
+## upstream) and the README's results table. BENCH_AGENT=inprocess runs the
+## agents in the benchmark process (their allocations then count).
+BENCH_SUITE_TIME ?= 500ms
+BENCH_HOTPATH_TIME ?= 200ms
+BENCH_IMPLS := -col '/impl@(upstream ours otel)'
 bench:
 	@mkdir -p $(RESULTS)
-	@echo "== conversion (fastconv)"; go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) ./fastconv | tee $(RESULTS)/latest.txt
-	@echo "== exporter (ExportSpan, end to end to a discarding agent process)"; go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) . | tee -a $(RESULTS)/latest.txt
-	$(BENCHSTAT) $(RESULTS)/latest.txt
+	@echo "== comparison suite: $(BENCH_COUNT) rounds x $(BENCH_SUITE_TIME) per benchmark; progress on stderr (» round, elapsed, scenario)"
+	@bench/run.sh results/latest.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) . >/dev/null
+	@echo "== hot path (fastconv, ExportSpan, end to end to a discarding agent process): -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME)"
+	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./fastconv > $(RESULTS)/hotpath.txt
+	@go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) . >> $(RESULTS)/hotpath.txt
+	@echo; echo "== exporter only and end to end, per span (sec/op = ns/span); agents in a child process: allocations are the client's"
+	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '(.name:Exporter OR .name:EndToEnd) AND .unit:(ns/op OR allocs/span OR B/span OR wireB/span)' $(RESULTS)/latest.txt
+	@echo; echo "== views, per row (one view of 10 or 1000 rows exported and received per op)"
+	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '.name:Views AND .unit:(ns/row OR allocs/op OR allocs/row OR B/row OR wireB/row)' $(RESULTS)/latest.txt
+	@echo; echo "== encode floor: SizeVT + MarshalToSizedBufferVT of the converted message alone"
+	@$(BENCHSTAT) -filter '.name:Floor AND .unit:(ns/op OR ns/span OR ns/row OR allocs/op)' $(RESULTS)/latest.txt
+	@echo; echo "== hot path"
+	@$(BENCHSTAT) $(RESULTS)/hotpath.txt
+	@echo; echo "== results table (medians; x upstream and x floor are ratios of ns per span or row)"; echo
+	@cd scripts/benchgate && go run ./table ../../$(RESULTS)/latest.txt
+	@echo "raw results: $(RESULTS)/latest.txt, $(RESULTS)/hotpath.txt"
+
+## bench-gate: the CI regression gate: a short run of the gate's benchmarks
+## (ours and upstream, interleaved) compared with bench/testdata/baseline.txt
+## by scripts/benchgate (exact allocs/op of our hot paths, allocs per span,
+## our ns/op as a ratio to upstream's within BENCH_GATE_TOLERANCE). About a
+## minute.
+BENCH_GATE_ROUNDS ?= 10
+BENCH_GATE_TIME ?= 300ms
+BENCH_GATE_TOLERANCE ?= 0.35
+BENCH_GATE := '(Exporter|EndToEnd)$$/^shape=typical$$/^impl=(ours|upstream)$$' \
+	'Views$$/^agg=count$$/^rows=10$$/^impl=(ours|upstream)$$' \
+	'Views$$/^agg=distribution$$/^rows=1000$$/^impl=(ours|upstream)$$' \
+	'Floor$$/^shape=typical$$'
+bench-gate:
+	@echo "== bench-gate: $(BENCH_GATE_ROUNDS) rounds x $(BENCH_GATE_TIME)"
+	@bench/run.sh results/gate.txt $(BENCH_GATE_ROUNDS) $(BENCH_GATE_TIME) $(BENCH_GATE) >/dev/null
+	@cd scripts/benchgate && go run . -tolerance $(BENCH_GATE_TOLERANCE) -baseline ../../bench/testdata/baseline.txt ../../$(RESULTS)/gate.txt
+
+## bench-baseline: rewrite bench/testdata/baseline.txt with the gate's
+## benchmarks (see README.md for when that is legitimate).
+bench-baseline:
+	@bench/run.sh testdata/baseline.txt $(BENCH_GATE_ROUNDS) $(BENCH_GATE_TIME) $(BENCH_GATE) >/dev/null
+	@echo "wrote bench/testdata/baseline.txt"
+
+## profile: CPU and allocation profiles of the typical end-to-end scenario
+## (this exporter) into profiles/, with go tool pprof -top text.
+profile:
+	./scripts/profile.sh
+
+.PHONY: bench-gate bench-baseline profile

@@ -309,11 +309,7 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 		return nil
 	}
 	e.state.Store(stateStopped)
-	// Both writers close concurrently, within the one deadline.
-	done := make(chan struct{})
-	go func() { _ = e.metricW.Close(ctx); close(done) }()
-	_ = e.traceW.Close(ctx)
-	<-done
+	e.both(ctx, (*stream.Writer).Close)
 	e.cancel()
 	e.wg.Wait()
 	// Items pushed by an ExportSpan or ExportView that raced with Stop.
@@ -331,8 +327,15 @@ func (e *Exporter) Flush() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
 	defer cancel()
-	_ = e.traceW.Flush(ctx)
-	_ = e.metricW.Flush(ctx)
+	e.both(ctx, (*stream.Writer).Flush)
+}
+
+// both runs op on the two writers at once, within one deadline.
+func (e *Exporter) both(ctx context.Context, op func(*stream.Writer, context.Context) error) {
+	done := make(chan struct{})
+	go func() { _ = op(e.metricW, ctx); close(done) }()
+	_ = op(e.traceW, ctx)
+	<-done
 }
 
 // ExportSpan queues sd for sending. It never blocks on the network and never

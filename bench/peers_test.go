@@ -1,0 +1,74 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	upstream "contrib.go.opencensus.io/exporter/ocagent"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+
+	ours "github.com/zerocensus/ocagent"
+)
+
+// The three implementations, in the order they run. Each is configured as a
+// user would: defaults, except what makes every span reach the agent.
+const (
+	implOurs     = "ours"     // this module, defaults + WithBlockWhenFull
+	implUpstream = "upstream" // contrib.go.opencensus.io/exporter/ocagent v0.7.0, defaults (its bundler never drops while connected)
+	implOTel     = "otel"     // bridge + SDK + batch span processor (defaults + WithBlocking) + otlptracegrpc
+)
+
+var impls = []string{implOurs, implUpstream, implOTel}
+
+// newOurs: the default batching (300 spans, 2 s); a full ring blocks the
+// caller instead of dropping (the default), so every span is measured all
+// the way to the agent.
+func newOurs(tb testing.TB) *ours.Exporter {
+	tb.Helper()
+	e, err := ours.NewExporter(ours.WithInsecure(), ours.WithAddress(getAgent(tb).Addr()),
+		ours.WithBlockWhenFull(time.Minute))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+// newUpstream: upstream's defaults (bundler of 300 spans or 2 s, unbounded,
+// one handler goroutine).
+func newUpstream(tb testing.TB) *upstream.Exporter {
+	tb.Helper()
+	e, err := upstream.NewExporter(upstream.WithInsecure(), upstream.WithAddress(getAgent(tb).Addr()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+func newOTLPTrace(tb testing.TB) *otlptrace.Exporter {
+	tb.Helper()
+	e, err := otlptracegrpc.New(context.Background(),
+		otlptracegrpc.WithInsecure(), otlptracegrpc.WithEndpoint(getAgent(tb).Addr()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+func newOTLPMetric(tb testing.TB) *otlpmetricgrpc.Exporter {
+	tb.Helper()
+	e, err := otlpmetricgrpc.New(context.Background(),
+		otlpmetricgrpc.WithInsecure(), otlpmetricgrpc.WithEndpoint(getAgent(tb).Addr()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+func stopOrFail(tb testing.TB, what string, err error) {
+	if err != nil {
+		tb.Errorf("%s: %v", what, err)
+	}
+}
