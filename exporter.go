@@ -309,7 +309,8 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 		return nil
 	}
 	e.state.Store(stateStopped)
-	e.both(ctx, (*stream.Writer).Close)
+	t, m := e.traceW.StartClose(ctx), e.metricW.StartClose(ctx)
+	_, _ = t.Wait(ctx), m.Wait(ctx)
 	e.cancel()
 	e.wg.Wait()
 	// Items pushed by an ExportSpan or ExportView that raced with Stop.
@@ -327,15 +328,9 @@ func (e *Exporter) Flush() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
 	defer cancel()
-	e.both(ctx, (*stream.Writer).Flush)
-}
-
-// both runs op on the two writers at once, within one deadline.
-func (e *Exporter) both(ctx context.Context, op func(*stream.Writer, context.Context) error) {
-	done := make(chan struct{})
-	go func() { _ = op(e.metricW, ctx); close(done) }()
-	_ = op(e.traceW, ctx)
-	<-done
+	// Both writers work at once; Flush waits for the slower.
+	t, m := e.traceW.StartFlush(ctx), e.metricW.StartFlush(ctx)
+	_, _ = t.Wait(ctx), m.Wait(ctx)
 }
 
 // ExportSpan queues sd for sending. It never blocks on the network and never

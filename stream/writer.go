@@ -174,28 +174,49 @@ func (w *Writer) Notify() {
 
 // Flush asks the writer to send everything queued and waits until it has been
 // handed to gRPC, the connection is down, or ctx ends.
-func (w *Writer) Flush(ctx context.Context) error { return w.ask(ctx, w.flush) }
+func (w *Writer) Flush(ctx context.Context) error { return w.StartFlush(ctx).Wait(ctx) }
 
 // Close sends everything queued, then half-closes the stream and waits for
 // the agent to end it, so that nothing already handed to gRPC is cut off by
 // the cancellation that follows. It returns when that is done or ctx ends;
 // the caller then cancels the connection's context, which ends Run.
-func (w *Writer) Close(ctx context.Context) error { return w.ask(ctx, w.close) }
+func (w *Writer) Close(ctx context.Context) error { return w.StartClose(ctx).Wait(ctx) }
 
-// ask hands a request to the writer goroutine and waits for it to be done.
-func (w *Writer) ask(ctx context.Context, requests chan chan struct{}) error {
-	ch := make(chan struct{})
+// StartFlush hands a Flush to the writer goroutine without waiting for it,
+// so that several writers can flush at once.
+func (w *Writer) StartFlush(ctx context.Context) Request { return w.start(ctx, w.flush) }
+
+// StartClose is Close without the wait.
+func (w *Writer) StartClose(ctx context.Context) Request { return w.start(ctx, w.close) }
+
+// Request is a Flush or Close handed to a writer goroutine.
+type Request struct {
+	w    *Writer
+	done chan struct{}
+	err  error // set when the request could not be handed over
+}
+
+func (w *Writer) start(ctx context.Context, requests chan chan struct{}) Request {
+	r := Request{w: w, done: make(chan struct{})}
 	select {
-	case requests <- ch:
+	case requests <- r.done:
 	case <-w.done:
-		return ErrStopped
+		r.err = ErrStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		r.err = ctx.Err()
+	}
+	return r
+}
+
+// Wait waits until the writer has carried out the request or ctx ends.
+func (r Request) Wait(ctx context.Context) error {
+	if r.err != nil {
+		return r.err
 	}
 	select {
-	case <-ch:
+	case <-r.done:
 		return nil
-	case <-w.done:
+	case <-r.w.done:
 		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
