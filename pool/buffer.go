@@ -20,9 +20,20 @@ const (
 // Ownership: Get makes the caller the owner. The owner either calls Put, or
 // wraps the buffer with mem.NewBuffer(buf, b) and hands the mem.Buffer to gRPC,
 // which then owns it and calls Put after the last reference is freed.
+//
+// Each class keeps its last few returned buffers in a small stack that the
+// garbage collector does not empty, in front of a sync.Pool (which it does):
+// a steady exporter then reuses the same encode buffers forever, where a bare
+// sync.Pool would make new multi-megabyte buffers after every collection.
 type Buffers struct {
 	classes [numClasses]sync.Pool
+	mu      sync.Mutex
+	kept    [numClasses][]*[]byte
 }
+
+// keptPerClass bounds the GC-proof stack of each class: at most this many
+// buffers of each size stay allocated while idle.
+const keptPerClass = 4
 
 var _ mem.BufferPool = (*Buffers)(nil)
 
@@ -44,6 +55,16 @@ func (b *Buffers) Get(n int) *[]byte {
 		buf := make([]byte, n)
 		return &buf
 	}
+	b.mu.Lock()
+	if k := b.kept[c]; len(k) > 0 {
+		p := k[len(k)-1]
+		k[len(k)-1] = nil
+		b.kept[c] = k[:len(k)-1]
+		b.mu.Unlock()
+		*p = (*p)[:n]
+		return p
+	}
+	b.mu.Unlock()
 	if p, ok := b.classes[c].Get().(*[]byte); ok {
 		*p = (*p)[:n]
 		return p
@@ -65,5 +86,15 @@ func (b *Buffers) Put(buf *[]byte) {
 	}
 	poison(*buf)
 	*buf = (*buf)[:0]
+	b.mu.Lock()
+	if len(b.kept[k]) < keptPerClass {
+		if b.kept[k] == nil {
+			b.kept[k] = make([]*[]byte, 0, keptPerClass)
+		}
+		b.kept[k] = append(b.kept[k], buf)
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
 	b.classes[k].Put(buf)
 }

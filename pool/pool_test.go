@@ -1,6 +1,9 @@
 package pool
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 func TestBuffersClasses(t *testing.T) {
 	b := NewBuffers()
@@ -55,5 +58,18 @@ func TestFreeList(t *testing.T) {
 	f.Put(nil)
 	if f.Len() != 1 || f.Get() != x || f.Len() != 0 {
 		t.Error("FreeList does not give back what was put")
+	}
+}
+
+// TestBuffersSurviveGC: the last few buffers of a class are not lost to a
+// garbage collection, so a steady exporter makes no new encode buffers.
+func TestBuffersSurviveGC(t *testing.T) {
+	b := NewBuffers()
+	p := b.Get(1 << 20)
+	b.Put(p)
+	runtime.GC()
+	runtime.GC()
+	if q := b.Get(1 << 20); q != p {
+		t.Error("a returned buffer was lost to the GC")
 	}
 }
