@@ -466,7 +466,7 @@ type Stats struct {
 	Bytes                  uint64 // encoded span batch bytes handed to gRPC
 	SendFailures           uint64 // failed sends (each batch is retried on the next stream)
 	SpansResent            uint64 // sent again after a stream broke (the agent may have them twice)
-	SpansInDoubt           uint64 // sent on a stream that broke, not resent before Stop ended
+	SpansInDoubt           uint64 // exported, but not confirmed read by the agent when Stop ended (its stream broke, or Stop's deadline cut it)
 	ViewsResent            uint64
 	Reconnects             uint64 // trace streams opened after the first
 	ConfigUpdates          uint64 // sampler configurations applied from the agent

@@ -40,7 +40,7 @@ type Counters struct {
 	Bytes        atomic.Uint64 // encoded bytes handed to gRPC (before compression)
 	SendFailures atomic.Uint64 // SendMsg errors (the batch is retried)
 	Resent       atomic.Uint64 // items sent again on a new stream after a break (possible duplicates)
-	InDoubt      atomic.Uint64 // items sent on a stream that broke and not resent (Stop came first)
+	InDoubt      atomic.Uint64 // items sent but not confirmed read when Run ended: the stream broke, or Stop's deadline cut it
 	Reconnects   atomic.Uint64 // streams opened after the first
 	Discarded    atomic.Uint64 // items still queued at Stop
 	Pending      atomic.Int64  // items taken from the queue but not yet accepted by a stream
@@ -258,12 +258,14 @@ func (w *Writer) Run() {
 		case <-ctx.Done():
 			w.closeStream()
 			w.C.Discarded.Add(uint64(w.src.Discard()))
+			// A Close that the agent confirmed cleared the replay; what is
+			// left was sent on a stream that broke, or that Stop's deadline
+			// cut before the agent had read it all.
 			for _, f := range w.replay.frames {
-				switch {
-				case !f.sent: // never accepted by a stream
-					w.C.Discarded.Add(uint64(f.items))
-				case w.replay.pending: // sent on a stream that broke
+				if f.sent {
 					w.C.InDoubt.Add(uint64(f.items))
+				} else { // never accepted by a stream
+					w.C.Discarded.Add(uint64(f.items))
 				}
 			}
 			w.replay.clear()

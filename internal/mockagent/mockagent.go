@@ -59,6 +59,7 @@ type config struct {
 	addr                string
 	noRead              bool
 	spanIDs             bool
+	readDelay           time.Duration
 }
 
 // WithTLS serves TLS with cert (see SelfSignedCert) instead of plaintext.
@@ -91,6 +92,12 @@ func WithAddress(addr string) Option {
 // eventually blocks the client's Send. For fault-injection tests.
 func WithNoRead() Option {
 	return func(c *config) { c.noRead = true }
+}
+
+// WithReadDelay makes the trace Export stream sleep d before each Recv: a
+// slow agent, for fault tests.
+func WithReadDelay(d time.Duration) Option {
+	return func(c *config) { c.readDelay = d }
 }
 
 // WithSpanIDCounts counts how often each span id arrives (see SpanIDs), even
@@ -307,6 +314,13 @@ func (s *traceService) Export(stream agenttracepb.TraceService_ExportServer) err
 		return blackHole(stream.Context())
 	}
 	for {
+		if a.cfg.readDelay > 0 {
+			select {
+			case <-time.After(a.cfg.readDelay):
+			case <-stream.Context().Done():
+				return stream.Context().Err()
+			}
+		}
 		req, err := stream.Recv()
 		if err == io.EOF {
 			return nil
