@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,7 +95,7 @@ func WithNoRead() Option {
 	return func(c *config) { c.noRead = true }
 }
 
-// WithReadDelay makes the trace Export stream sleep d before each Recv: a
+// WithReadDelay makes every Export stream sleep d before each Recv: a
 // slow agent, for fault tests.
 func WithReadDelay(d time.Duration) Option {
 	return func(c *config) { c.readDelay = d }
@@ -120,20 +121,8 @@ type Agent struct {
 	changed chan struct{} // closed and replaced on every recorded change
 	gen     uint64        // bumped by Reset; stale stream records are replaced
 
-	traceStreams  []*traceRec
-	spans         []*tracepb.Span
-	spanCount     int64
-	traceMsgs     int64
-	traceBytes    int64
-	traceOpened   int64 // streams recorded since the last Reset
-	traceWire     int64
-	metricStreams []*metricsRec
-	metrics       []*metricspb.Metric
-	metricCount   int64
-	metricMsgs    int64
-	metricBytes   int64
-	metricOpened  int64
-	metricWire    int64
+	traces        exportLog[*agenttracepb.ExportTraceServiceRequest, *tracepb.Span]
+	metrics       exportLog[*agentmetricspb.ExportMetricsServiceRequest, *metricspb.Metric]
 	configStreams []*configRec
 	configRecv    int64
 	configCalls   int64
@@ -242,10 +231,8 @@ func (a *Agent) Reset() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gen++
-	a.traceStreams, a.spans = nil, nil
-	a.spanCount, a.traceMsgs, a.traceBytes, a.traceOpened, a.traceWire = 0, 0, 0, 0, 0
-	a.metricStreams, a.metrics = nil, nil
-	a.metricCount, a.metricMsgs, a.metricBytes, a.metricOpened, a.metricWire = 0, 0, 0, 0, 0
+	a.traces = exportLog[*agenttracepb.ExportTraceServiceRequest, *tracepb.Span]{}
+	a.metrics = exportLog[*agentmetricspb.ExportMetricsServiceRequest, *metricspb.Metric]{}
 	a.configStreams = nil
 	a.configRecv, a.configCalls = 0, 0
 	a.notifyLocked()
@@ -282,32 +269,41 @@ func (a *Agent) waitFor(n int, timeout time.Duration, what string, count func() 
 	}
 }
 
-// ---- traces ----
+// ---- Export streams (traces and metrics) ----
 
-// TraceStream is one trace Export stream as received.
-type TraceStream struct {
-	Headers  metadata.MD                               // incoming metadata of the stream
-	Messages []*agenttracepb.ExportTraceServiceRequest // every message in order (none in discard mode)
-}
-
-type traceRec struct {
+// exportRec is one Export stream as recorded.
+type exportRec[Req any] struct {
 	gen     uint64
 	headers metadata.MD
-	msgs    []*agenttracepb.ExportTraceServiceRequest
+	msgs    []Req
 }
 
-type traceService struct {
-	agenttracepb.UnimplementedTraceServiceServer
-	a *Agent
+// exportLog is what the agent recorded of one Export service; a.mu guards it.
+type exportLog[Req proto.Message, Item any] struct {
+	streams []*exportRec[Req]
+	items   []Item
+	count   int64 // items, also counted in discard mode
+	msgs    int64
+	bytes   int64 // sum of proto.Size
+	opened  int64 // streams recorded since the last Reset
+	wire    int64 // grpc stats.InPayload.WireLength
 }
 
-func (s *traceService) Export(stream agenttracepb.TraceService_ExportServer) error {
-	a := s.a
+// recvStream is the server side of an Export stream of either service.
+type recvStream[Req any] interface {
+	Recv() (Req, error)
+	Context() context.Context
+}
+
+// serveExport records one Export stream into l until it ends. items gives the
+// items of a request; seen, if not nil, is called with them under a.mu.
+func serveExport[Req proto.Message, Item any](a *Agent, l *exportLog[Req, Item], stream recvStream[Req],
+	items func(Req) []Item, seen func([]Item)) error {
 	md, _ := metadata.FromIncomingContext(stream.Context())
 	a.mu.Lock()
-	rec := &traceRec{gen: a.gen, headers: md.Copy()}
-	a.traceStreams = append(a.traceStreams, rec)
-	a.traceOpened++
+	rec := &exportRec[Req]{gen: a.gen, headers: md.Copy()}
+	l.streams = append(l.streams, rec)
+	l.opened++
 	a.notifyLocked()
 	a.mu.Unlock()
 	if a.cfg.noRead {
@@ -329,32 +325,64 @@ func (s *traceService) Export(stream agenttracepb.TraceService_ExportServer) err
 			return err
 		}
 		size := int64(proto.Size(req))
+		its := items(req)
 		a.mu.Lock()
 		if rec.gen != a.gen { // Reset happened: list this stream afresh
-			rec = &traceRec{gen: a.gen, headers: rec.headers}
-			a.traceStreams = append(a.traceStreams, rec)
-			a.traceOpened++
+			rec = &exportRec[Req]{gen: a.gen, headers: rec.headers}
+			l.streams = append(l.streams, rec)
+			l.opened++
 		}
-		a.traceMsgs++
-		a.traceBytes += size
-		a.spanCount += int64(len(req.GetSpans()))
-		if a.cfg.spanIDs {
+		l.msgs++
+		l.bytes += size
+		l.count += int64(len(its))
+		if seen != nil {
+			seen(its)
+		}
+		if !a.cfg.discard {
+			rec.msgs = append(rec.msgs, req)
+			l.items = append(l.items, its...)
+		}
+		a.notifyLocked()
+		a.mu.Unlock()
+	}
+}
+
+// stat reads one counter of l under a.mu.
+func (a *Agent) stat(v *int64) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return *v
+}
+
+// ---- traces ----
+
+// TraceStream is one trace Export stream as received.
+type TraceStream struct {
+	Headers  metadata.MD                               // incoming metadata of the stream
+	Messages []*agenttracepb.ExportTraceServiceRequest // every message in order (none in discard mode)
+}
+
+type traceService struct {
+	agenttracepb.UnimplementedTraceServiceServer
+	a *Agent
+}
+
+func (s *traceService) Export(stream agenttracepb.TraceService_ExportServer) error {
+	a := s.a
+	var seen func([]*tracepb.Span)
+	if a.cfg.spanIDs {
+		seen = func(spans []*tracepb.Span) {
 			if a.idCounts == nil {
 				a.idCounts = make(map[[8]byte]uint32)
 			}
-			for _, sp := range req.GetSpans() {
+			for _, sp := range spans {
 				var id [8]byte
 				copy(id[:], sp.SpanId)
 				a.idCounts[id]++
 			}
 		}
-		if !a.cfg.discard {
-			rec.msgs = append(rec.msgs, req)
-			a.spans = append(a.spans, req.GetSpans()...)
-		}
-		a.notifyLocked()
-		a.mu.Unlock()
 	}
+	return serveExport(a, &a.traces, stream, (*agenttracepb.ExportTraceServiceRequest).GetSpans, seen)
 }
 
 // SpanIDs reports, with WithSpanIDCounts, how many distinct span ids arrived
@@ -373,9 +401,9 @@ func (a *Agent) SpanIDs() (unique, duplicates int64) {
 func (a *Agent) TraceStreams() []TraceStream {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]TraceStream, len(a.traceStreams))
-	for i, r := range a.traceStreams {
-		out[i] = TraceStream{Headers: r.headers.Copy(), Messages: append([]*agenttracepb.ExportTraceServiceRequest(nil), r.msgs...)}
+	out := make([]TraceStream, len(a.traces.streams))
+	for i, r := range a.traces.streams {
+		out[i] = TraceStream{Headers: r.headers.Copy(), Messages: slices.Clone(r.msgs)}
 	}
 	return out
 }
@@ -385,58 +413,42 @@ func (a *Agent) TraceStreams() []TraceStream {
 func (a *Agent) Spans() []*tracepb.Span {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]*tracepb.Span(nil), a.spans...)
+	return slices.Clone(a.traces.items)
 }
 
 // SpanCount is the number of spans received (also counted in discard mode).
-func (a *Agent) SpanCount() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.spanCount
-}
+func (a *Agent) SpanCount() int64 { return a.stat(&a.traces.count) }
 
 // TraceMessageCount is the number of trace Export messages received,
 // including those that carry only a Node.
-func (a *Agent) TraceMessageCount() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.traceMsgs
-}
+func (a *Agent) TraceMessageCount() int64 { return a.stat(&a.traces.msgs) }
 
 // TraceBytes is the sum of proto.Size of every trace Export message received:
 // the uncompressed protobuf size, without gRPC framing. See TraceWireBytes for
 // what crossed the wire.
-func (a *Agent) TraceBytes() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.traceBytes
-}
+func (a *Agent) TraceBytes() int64 { return a.stat(&a.traces.bytes) }
 
 // TraceWireBytes is what trace Export messages cost on the wire: the payload
 // as sent (so after gzip, if used) plus the 5-byte gRPC message header, but
 // without HTTP/2 or TLS framing (grpc stats.InPayload.WireLength). Benchmarks
 // use it to measure compression.
-func (a *Agent) TraceWireBytes() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.traceWire
-}
+func (a *Agent) TraceWireBytes() int64 { return a.stat(&a.traces.wire) }
 
 // WaitSpans waits until SpanCount() >= n.
 func (a *Agent) WaitSpans(n int, timeout time.Duration) error {
-	return a.waitFor(n, timeout, "spans", func() int64 { return a.spanCount })
+	return a.waitFor(n, timeout, "spans", func() int64 { return a.traces.count })
 }
 
 // WaitTraceMessages waits until TraceMessageCount() >= n; useful when a
 // message carries no spans (such as the first, Node-only one).
 func (a *Agent) WaitTraceMessages(n int, timeout time.Duration) error {
-	return a.waitFor(n, timeout, "trace messages", func() int64 { return a.traceMsgs })
+	return a.waitFor(n, timeout, "trace messages", func() int64 { return a.traces.msgs })
 }
 
 // WaitTraceStreams waits until at least n trace Export streams have been
 // received (counted when the stream opens, so this works with WithNoRead).
 func (a *Agent) WaitTraceStreams(n int, timeout time.Duration) error {
-	return a.waitFor(n, timeout, "trace streams", func() int64 { return a.traceOpened })
+	return a.waitFor(n, timeout, "trace streams", func() int64 { return a.traces.opened })
 }
 
 // ---- metrics ----
@@ -447,54 +459,13 @@ type MetricsStream struct {
 	Messages []*agentmetricspb.ExportMetricsServiceRequest // every message in order (none in discard mode)
 }
 
-type metricsRec struct {
-	gen     uint64
-	headers metadata.MD
-	msgs    []*agentmetricspb.ExportMetricsServiceRequest
-}
-
 type metricsService struct {
 	agentmetricspb.UnimplementedMetricsServiceServer
 	a *Agent
 }
 
 func (s *metricsService) Export(stream agentmetricspb.MetricsService_ExportServer) error {
-	a := s.a
-	md, _ := metadata.FromIncomingContext(stream.Context())
-	a.mu.Lock()
-	rec := &metricsRec{gen: a.gen, headers: md.Copy()}
-	a.metricStreams = append(a.metricStreams, rec)
-	a.metricOpened++
-	a.notifyLocked()
-	a.mu.Unlock()
-	if a.cfg.noRead {
-		return blackHole(stream.Context())
-	}
-	for {
-		req, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		size := int64(proto.Size(req))
-		a.mu.Lock()
-		if rec.gen != a.gen {
-			rec = &metricsRec{gen: a.gen, headers: rec.headers}
-			a.metricStreams = append(a.metricStreams, rec)
-			a.metricOpened++
-		}
-		a.metricMsgs++
-		a.metricBytes += size
-		a.metricCount += int64(len(req.GetMetrics()))
-		if !a.cfg.discard {
-			rec.msgs = append(rec.msgs, req)
-			a.metrics = append(a.metrics, req.GetMetrics()...)
-		}
-		a.notifyLocked()
-		a.mu.Unlock()
-	}
+	return serveExport(s.a, &s.a.metrics, stream, (*agentmetricspb.ExportMetricsServiceRequest).GetMetrics, nil)
 }
 
 // MetricsStreams returns every metrics Export stream received, in order of
@@ -502,9 +473,9 @@ func (s *metricsService) Export(stream agentmetricspb.MetricsService_ExportServe
 func (a *Agent) MetricsStreams() []MetricsStream {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]MetricsStream, len(a.metricStreams))
-	for i, r := range a.metricStreams {
-		out[i] = MetricsStream{Headers: r.headers.Copy(), Messages: append([]*agentmetricspb.ExportMetricsServiceRequest(nil), r.msgs...)}
+	out := make([]MetricsStream, len(a.metrics.streams))
+	for i, r := range a.metrics.streams {
+		out[i] = MetricsStream{Headers: r.headers.Copy(), Messages: slices.Clone(r.msgs)}
 	}
 	return out
 }
@@ -514,48 +485,32 @@ func (a *Agent) MetricsStreams() []MetricsStream {
 func (a *Agent) Metrics() []*metricspb.Metric {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]*metricspb.Metric(nil), a.metrics...)
+	return slices.Clone(a.metrics.items)
 }
 
 // MetricCount is the number of metrics received (also counted in discard mode).
-func (a *Agent) MetricCount() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.metricCount
-}
+func (a *Agent) MetricCount() int64 { return a.stat(&a.metrics.count) }
 
 // MetricsMessageCount is the number of metrics Export messages received.
-func (a *Agent) MetricsMessageCount() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.metricMsgs
-}
+func (a *Agent) MetricsMessageCount() int64 { return a.stat(&a.metrics.msgs) }
 
 // MetricsBytes is the sum of proto.Size of every metrics Export message
 // received (uncompressed, without framing), like TraceBytes.
-func (a *Agent) MetricsBytes() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.metricBytes
-}
+func (a *Agent) MetricsBytes() int64 { return a.stat(&a.metrics.bytes) }
 
 // MetricsWireBytes is the wire size of metrics Export messages, defined as
 // for TraceWireBytes.
-func (a *Agent) MetricsWireBytes() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.metricWire
-}
+func (a *Agent) MetricsWireBytes() int64 { return a.stat(&a.metrics.wire) }
 
 // WaitMetrics waits until MetricCount() >= n.
 func (a *Agent) WaitMetrics(n int, timeout time.Duration) error {
-	return a.waitFor(n, timeout, "metrics", func() int64 { return a.metricCount })
+	return a.waitFor(n, timeout, "metrics", func() int64 { return a.metrics.count })
 }
 
 // WaitMetricsStreams waits until at least n metrics Export streams have been
 // received (counted when the stream opens).
 func (a *Agent) WaitMetricsStreams(n int, timeout time.Duration) error {
-	return a.waitFor(n, timeout, "metrics streams", func() int64 { return a.metricOpened })
+	return a.waitFor(n, timeout, "metrics streams", func() int64 { return a.metrics.opened })
 }
 
 // ---- config ----
@@ -735,9 +690,9 @@ func (w wireCounter) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	a.mu.Lock()
 	switch method {
 	case traceExportMethod:
-		a.traceWire += int64(in.WireLength)
+		a.traces.wire += int64(in.WireLength)
 	case metricsExportMethod:
-		a.metricWire += int64(in.WireLength)
+		a.metrics.wire += int64(in.WireLength)
 	}
 	a.mu.Unlock()
 }
