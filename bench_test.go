@@ -9,18 +9,18 @@ import (
 
 	"go.opencensus.io/trace"
 
-	"github.com/zerocensus/ocagent/internal/mockagent"
+	"github.com/zerocensus/ocagent/internal/countagent"
 	"github.com/zerocensus/ocagent/internal/testspans"
 )
 
 func TestMain(m *testing.M) {
-	mockagent.ServeDiscardIfChild()
+	countagent.ServeIfChild()
 	os.Exit(m.Run())
 }
 
 var (
 	discardOnce sync.Once
-	discard     *mockagent.DiscardProcess
+	discard     *countagent.Process
 	discardErr  error
 )
 
@@ -28,7 +28,7 @@ var (
 // and drops everything, and its allocations are not counted in ours.
 func discardAgent(tb testing.TB) string {
 	tb.Helper()
-	discardOnce.Do(func() { discard, discardErr = mockagent.StartDiscardProcess() })
+	discardOnce.Do(func() { discard, discardErr = countagent.StartProcess() })
 	if discardErr != nil {
 		tb.Fatal(discardErr)
 	}
@@ -102,7 +102,7 @@ func e2eExporter(tb testing.TB) *Exporter {
 // the default batch size: below 0.05 allocations per span in steady state.
 // The first batches make the reused span messages (a one-time cost per
 // exporter), so they are sent first. The agent's flow-control windows are
-// large (mockagent.DiscardWindow), as gRPC's BDP estimation makes them on a
+// large (countagent.Window), as gRPC's BDP estimation makes them on a
 // long-lived connection: with gRPC's small initial windows the client also
 // pays 2-3 allocations per WINDOW_UPDATE or PING frame the agent sends, a
 // number that depends on timing (about 0.03 more per typical span).

@@ -6,7 +6,6 @@ replace github.com/zerocensus/ocagent => ../
 
 require (
 	contrib.go.opencensus.io/exporter/ocagent v0.7.0
-	github.com/census-instrumentation/opencensus-proto v0.4.1
 	github.com/zerocensus/ocagent v0.0.0-00010101000000-000000000000
 	go.opencensus.io v0.24.0
 	go.opentelemetry.io/otel v1.46.0
@@ -18,11 +17,11 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.46.0
 	go.opentelemetry.io/proto/otlp v1.11.0
 	google.golang.org/grpc v1.85.0
-	google.golang.org/protobuf v1.36.12
 )
 
 require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/census-instrumentation/opencensus-proto v0.4.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -41,4 +40,5 @@ require (
 	google.golang.org/api v0.25.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261012220534-4341edf3f941 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261012220534-4341edf3f941 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )

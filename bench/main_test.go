@@ -15,7 +15,7 @@ import (
 	"go.opencensus.io/trace"
 	"go.opentelemetry.io/otel"
 
-	"github.com/zerocensus/ocagent/bench/internal/agent"
+	agent "github.com/zerocensus/ocagent/internal/countagent"
 )
 
 var (

@@ -7,7 +7,7 @@ import (
 	"go.opencensus.io/trace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/zerocensus/ocagent/bench/internal/agent"
+	agent "github.com/zerocensus/ocagent/internal/countagent"
 )
 
 // warmSpans fills two batches of every peer (300 for the OpenCensus

@@ -16,7 +16,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/zerocensus/ocagent/bench/internal/agent"
+	agent "github.com/zerocensus/ocagent/internal/countagent"
 )
 
 var aggregations = []struct {

@@ -1,4 +1,4 @@
-// Package agent is the benchmarks' peer: a gRPC server on 127.0.0.1 that
+// Package countagent is the benchmarks' peer: a gRPC server on 127.0.0.1 that
 // answers every method of the OpenCensus agent and of the OTLP collector,
 // reads every message, decodes nothing and counts what it received: messages,
 // bytes and items (spans or metrics).
@@ -13,7 +13,7 @@
 //
 // The benchmarks run it in a child process (StartProcess, ServeIfChild) so
 // that allocation counts are the client's alone; Start runs it in-process.
-package agent
+package countagent
 
 import (
 	"fmt"
@@ -90,7 +90,7 @@ type counters struct {
 }
 
 // Window is the agent's flow-control window: as large as the ones gRPC's BDP
-// estimation grows to on a fast link, as internal/mockagent.Discard does, so
+// estimation grows to on a fast link, so
 // that no peer pays for flow-control frames a long-lived connection would
 // not see.
 const Window = 4 << 20
