@@ -251,9 +251,9 @@ func WithMaxBatchBytes(n int) ExporterOption {
 	})
 }
 
-// WithPoolPrewarm makes n span messages at Start instead of on first use
-// (default 0), so that the first batches allocate nothing either. Memory:
-// about 1 KiB per message once filled.
+// WithPoolPrewarm makes n span messages when the exporter is made instead of
+// on first use (default 0). Their child messages are still made by the first
+// spans that need them. Memory: about 1 KiB per message once filled.
 func WithPoolPrewarm(n int) ExporterOption {
 	return optionFunc(func(c *config) {
 		if n < 0 {

@@ -1,31 +1,11 @@
 // Package pool holds the typed pools this exporter recycles its memory
-// through: a generic wrapper over sync.Pool, an unsynchronised free list for
-// objects owned by a single goroutine, and the byte buffers that carry encoded
-// batches to gRPC.
+// through: an unsynchronised free list for objects owned by a single
+// goroutine, and the byte buffers that carry encoded batches to gRPC.
+// (Generated messages have their own pools, XxxFromVTPool, from vtprotobuf.)
 //
 // Ownership rule for everything here: an object taken from a pool has exactly
 // one owner until that owner puts it back, and nobody touches it after that.
 package pool
-
-import "sync"
-
-// Pool is a type-safe sync.Pool. It exists so that callers do not repeat the
-// type assertion, and so that the boxing of values into interface{} is
-// avoided by storing pointers only.
-type Pool[T any] struct {
-	p sync.Pool
-}
-
-// New returns a Pool whose Get calls fn when the pool is empty.
-func New[T any](fn func() *T) *Pool[T] {
-	return &Pool[T]{p: sync.Pool{New: func() any { return fn() }}}
-}
-
-// Get returns an object owned by the caller.
-func (p *Pool[T]) Get() *T { return p.p.Get().(*T) }
-
-// Put gives x back; the caller must not use x afterwards.
-func (p *Pool[T]) Put(x *T) { p.p.Put(x) }
 
 // FreeList is a stack of spare objects for one goroutine. It is cheaper than
 // sync.Pool (no per-P shards, no atomic operations) and is used where a single

@@ -5,7 +5,6 @@ import (
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/zerocensus/ocagent/pool"
 )
@@ -31,45 +30,30 @@ func (f *Frame) release() {
 	}
 }
 
-// codec is a grpc encoding.CodecV2 that sends a Frame's bytes as they are,
-// skipping gRPC's marshalling, and decodes replies with vtprotobuf's
-// UnmarshalVT or, for other messages, protobuf-go. It is forced per stream
-// with grpc.ForceCodecV2; its name "proto" makes the content-type
+// codec is a grpc encoding.CodecV2 for the Export streams only: it sends a
+// Frame's bytes as they are, skipping gRPC's marshalling, and discards the
+// agent's replies (ExportTraceServiceResponse and its metrics twin are empty
+// messages; the writer reads them only to see the stream end). It is forced
+// per stream with grpc.ForceCodecV2; its name "proto" makes the content-type
 // "application/grpc+proto", which gRPC servers treat as the plain
 // "application/grpc" protobuf they expect.
 type codec struct{}
 
 var _ encoding.CodecV2 = codec{}
 
-var errNotFrame = errors.New("stream: codec can only send *stream.Frame or proto.Message")
+var errNotFrame = errors.New("stream: the Export codec only sends *stream.Frame")
 
 func (codec) Name() string { return "proto" }
 
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
-	switch m := v.(type) {
-	case *Frame:
-		b := m.buf
-		m.buf = nil
-		return mem.BufferSlice{mem.NewBuffer(b, m.pool)}, nil
-	case proto.Message:
-		b, err := proto.Marshal(m)
-		if err != nil {
-			return nil, err
-		}
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	f, ok := v.(*Frame)
+	if !ok {
+		return nil, errNotFrame
 	}
-	return nil, errNotFrame
+	b := f.buf
+	f.buf = nil
+	return mem.BufferSlice{mem.NewBuffer(b, f.pool)}, nil
 }
 
-type vtUnmarshaler interface{ UnmarshalVT([]byte) error }
-
-func (codec) Unmarshal(data mem.BufferSlice, v any) error {
-	b := data.Materialize()
-	switch m := v.(type) {
-	case vtUnmarshaler:
-		return m.UnmarshalVT(b)
-	case proto.Message:
-		return proto.Unmarshal(b, m)
-	}
-	return errNotFrame
-}
+// Unmarshal ignores a reply without copying it.
+func (codec) Unmarshal(mem.BufferSlice, any) error { return nil }

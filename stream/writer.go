@@ -478,7 +478,5 @@ func (w *Writer) closeStream() {
 	w.stream, w.cancel, w.recv = nil, nil, nil
 }
 
-// emptyMsg receives and ignores the agent's replies.
+// emptyMsg receives the agent's replies, which the codec ignores.
 type emptyMsg struct{}
-
-func (*emptyMsg) UnmarshalVT([]byte) error { return nil }

@@ -115,42 +115,36 @@ func upstreamMetrics() *upagentmetricspb.ExportMetricsServiceRequest {
 // rewritten as repeated entries, which upstream's deterministic marshal
 // writes sorted by key, so decoding keeps that order.
 func TestBytesIdenticalToUpstream(t *testing.T) {
-	det := proto.MarshalOptions{Deterministic: true}
-	t.Run("trace", func(t *testing.T) {
-		want, err := det.Marshal(upstreamTrace())
+	ourTrace := new(agenttracepb.ExportTraceServiceRequest)
+	for _, c := range []struct {
+		name     string
+		upstream proto.Message
+		ours     vtMessage
+	}{
+		{"trace", upstreamTrace(), ourTrace},
+		{"metrics", upstreamMetrics(), new(agentmetricspb.ExportMetricsServiceRequest)},
+	} {
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(c.upstream)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ours agenttracepb.ExportTraceServiceRequest
-		if err := ours.UnmarshalVT(want); err != nil {
+		if err := c.ours.UnmarshalVT(want); err != nil {
 			t.Fatal(err)
 		}
-		got, err := ours.MarshalVT()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("trace bytes differ:\n got %x\nwant %x", got, want)
-		}
-		if len(ours.Node.Attributes) != 3 || ours.Node.Attributes[0].Key != "a" {
-			t.Errorf("node attributes as entries: %v", ours.Node.Attributes)
-		}
-	})
-	t.Run("metrics", func(t *testing.T) {
-		want, err := det.Marshal(upstreamMetrics())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ours agentmetricspb.ExportMetricsServiceRequest
-		if err := ours.UnmarshalVT(want); err != nil {
-			t.Fatal(err)
-		}
-		got, err := ours.MarshalVT()
+		got, err := c.ours.MarshalVT()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Fatalf("metrics bytes differ:\n got %x\nwant %x", got, want)
+			t.Errorf("%s bytes differ:\n got %x\nwant %x", c.name, got, want)
 		}
-	})
+	}
+	if a := ourTrace.Node.Attributes; len(a) != 3 || a[0].Key != "a" {
+		t.Errorf("node attributes as sorted entries: %v", a)
+	}
+}
+
+type vtMessage interface {
+	UnmarshalVT([]byte) error
+	MarshalVT() ([]byte, error)
 }
