@@ -25,11 +25,11 @@ test: vet check-generate
 	@$(MAKE) --no-print-directory fuzz
 
 ## fuzz: each fuzz target for FUZZ_TIME (the seed corpus in
-## fastconv/testdata/fuzz also runs in every go test).
+## internal/fastconv/testdata/fuzz also runs in every go test).
 FUZZ_TIME ?= 15s
 fuzz:
 	@for f in FuzzConvertSpan FuzzConvertView; do echo "== fuzz $$f for $(FUZZ_TIME)"; \
-		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) ./fastconv; done
+		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) ./internal/fastconv; done
 
 ## interop: the exporter against a real OpenCensus receiver, the OpenTelemetry
 ## Collector v0.133.0 (interop/cmd/otelcol-oc, built by the tests: about
@@ -65,7 +65,7 @@ bench:
 	@echo "== comparison suite: $(BENCH_COUNT) rounds x $(BENCH_SUITE_TIME) per benchmark; progress on stderr (» round, elapsed, scenario)"
 	@bench/run.sh results/latest.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) . >/dev/null
 	@echo "== hot path (fastconv, ExportSpan, end to end to a discarding agent process): -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME)"
-	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./fastconv > $(RESULTS)/hotpath.txt
+	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./internal/fastconv > $(RESULTS)/hotpath.txt
 	@go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) . >> $(RESULTS)/hotpath.txt
 	@echo; echo "== exporter only and end to end, per span (sec/op = ns/span); agents in a child process: allocations are the client's"
 	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '(.name:Exporter OR .name:EndToEnd) AND .unit:(ns/op OR allocs/span OR B/span OR wireB/span)' $(RESULTS)/latest.txt

@@ -32,9 +32,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/zerocensus/ocagent/fastconv"
-	"github.com/zerocensus/ocagent/pool"
-	"github.com/zerocensus/ocagent/stream"
+	"github.com/zerocensus/ocagent/internal/fastconv"
+	"github.com/zerocensus/ocagent/internal/pool"
+	"github.com/zerocensus/ocagent/internal/stream"
 )
 
 // The real (upstream) method names: the generated types of this module live

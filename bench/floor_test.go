@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/zerocensus/ocagent/fastconv"
+	"github.com/zerocensus/ocagent/internal/fastconv"
 	metricspb "github.com/zerocensus/ocagent/internal/ocproto/metrics/v1"
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
 )

@@ -39,7 +39,7 @@ pprof -sample_index=alloc_objects "$out/allocs.pprof" >"$out/alloc_objects.txt" 
 pprof -sample_index=alloc_space "$out/allocs.pprof" >"$out/alloc_space.txt" 2>/dev/null
 # What the exporter itself allocates: stacks through this module's packages
 # (the writer goroutine, its gRPC sends), without OpenCensus's span making.
-pprof -sample_index=alloc_objects -cum -focus 'github.com/zerocensus/ocagent/(stream|pool|fastconv)|ocagent\.\(\*Exporter\)' \
+pprof -sample_index=alloc_objects -cum -focus 'github.com/zerocensus/ocagent/internal/|ocagent\.\(\*Exporter\)' \
 	"$out/allocs.pprof" >"$out/alloc_exporter.txt" 2>/dev/null
 rm -f "$out"/*.tmp
 ls -l "$out"

@@ -6,7 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
-	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/internal/pool"
 )
 
 // Default caps on time events per span, as upstream's SpanConfig.

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	metricspb "github.com/zerocensus/ocagent/internal/ocproto/metrics/v1"
-	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/internal/pool"
 )
 
 // Errors returned by ViewConverter.Convert. Upstream returns the first three

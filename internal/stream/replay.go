@@ -1,6 +1,6 @@
 package stream
 
-import "github.com/zerocensus/ocagent/pool"
+import "github.com/zerocensus/ocagent/internal/pool"
 
 // replay keeps copies of the batches most recently sent on the current
 // stream, up to a byte budget, so that they can be sent again when the stream

@@ -4,7 +4,7 @@ import (
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 
-	"github.com/zerocensus/ocagent/fastconv"
+	"github.com/zerocensus/ocagent/internal/fastconv"
 	metricspb "github.com/zerocensus/ocagent/internal/ocproto/metrics/v1"
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
 )

@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 
-	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/internal/pool"
 )
 
 // Frame is one pre-encoded message on its way to gRPC.

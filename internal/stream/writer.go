@@ -10,7 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/internal/pool"
 )
 
 // Source is the batching half of a stream: it owns the queue of items and the
