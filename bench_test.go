@@ -161,7 +161,7 @@ func BenchmarkExportSpan(b *testing.B) {
 			if i%(1<<15) == 0 {
 				b.StopTimer()
 				for {
-					if _, ok := e.ring.Pop(); !ok {
+					if _, ok := e.spans.Ring().Pop(); !ok {
 						break
 					}
 				}

@@ -1,12 +1,17 @@
 package ocagent
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	resourcepb "github.com/census-instrumentation/opencensus-proto/gen-go/resource/v1"
 	"go.opencensus.io/resource"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/zerocensus/ocagent/internal/fastconv"
 )
 
 // Defaults of the agent address, as upstream.
@@ -41,6 +46,19 @@ const (
 	// DefaultReplayBytes is how much of what was recently sent on a stream
 	// is kept to be sent again if the stream breaks (per stream).
 	DefaultReplayBytes = 4 << 20
+	// DefaultViewDelay and DefaultViewCount are upstream's view bundler
+	// settings (WithDataBundlerOptions): views are sent at least every
+	// delay, or as soon as count of them are queued.
+	DefaultViewDelay = 2 * time.Second
+	DefaultViewCount = 500
+	// ViewRingCapacity is the number of views that can wait to be sent: a
+	// reporting period brings one view.Data per registered view. A
+	// WithDataBundlerOptions count above it sends batches of this many.
+	ViewRingCapacity = 4096
+	// DefaultAnnotationEventsPerSpan and DefaultMessageEventsPerSpan are
+	// upstream's SpanConfig defaults.
+	DefaultAnnotationEventsPerSpan = fastconv.DefaultAnnotationEventsPerSpan
+	DefaultMessageEventsPerSpan    = fastconv.DefaultMessageEventsPerSpan
 )
 
 // ExporterOption configures an Exporter. The interface is sealed: only the
@@ -77,14 +95,70 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		viewDelay:    2 * time.Second,
-		viewCount:    500,
+		viewDelay:    DefaultViewDelay,
+		viewCount:    DefaultViewCount,
 		ringCapacity: DefaultSpanRingCapacity,
 		maxBatch:     DefaultMaxBatchSpans,
 		maxDelay:     DefaultMaxBatchDelay,
 		maxBytes:     DefaultMaxBatchBytes,
 		replayBytes:  DefaultReplayBytes,
 	}
+}
+
+// newConfig applies opts to the defaults and validates the result.
+func newConfig(opts []ExporterOption) (config, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.withExporter(&cfg)
+		}
+	}
+	if len(cfg.errs) > 0 {
+		return cfg, errors.Join(cfg.errs...)
+	}
+	if cfg.maxBatch > cfg.ringCapacity {
+		return cfg, fmt.Errorf("ocagent: max batch spans (%d) exceeds the span ring capacity (%d)", cfg.maxBatch, cfg.ringCapacity)
+	}
+	if cfg.reconnectionPeriod <= 0 {
+		cfg.reconnectionPeriod = DefaultReconnectionPeriod
+	}
+	return cfg, nil
+}
+
+// viewRingCapacity is the view ring's size: fixed, so that no bundler count
+// (upstream allowed any, math.MaxInt32 meaning "no count limit") can make
+// the constructor allocate without bound.
+func (c *config) viewRingCapacity() int { return ViewRingCapacity }
+
+// viewBatch is the most views per request: the bundler count, within the ring.
+func (c *config) viewBatch() int { return min(c.viewCount, ViewRingCapacity) }
+
+// detectResource runs the resource detector, or reads OC_RESOURCE_TYPE and
+// OC_RESOURCE_LABELS without one.
+func detectResource(detector resource.Detector) (*resourcepb.Resource, error) {
+	if detector != nil {
+		res, err := detector(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("ocagent: resource detector: %w", err)
+		}
+		return resourceToProto(res), nil
+	}
+	res, _ := resource.FromEnv(context.Background())
+	return resourceToProto(res), nil
+}
+
+func resourceToProto(rs *resource.Resource) *resourcepb.Resource {
+	if rs == nil {
+		return nil
+	}
+	r := &resourcepb.Resource{Type: rs.Type}
+	if rs.Labels != nil {
+		r.Labels = make(map[string]string, len(rs.Labels))
+		for k, v := range rs.Labels {
+			r.Labels[k] = v
+		}
+	}
+	return r
 }
 
 func (c *config) invalid(format string, args ...any) {
@@ -155,7 +229,9 @@ func WithMetricNamePrefix(prefix string) ExporterOption {
 }
 
 // WithDataBundlerOptions sets the view batching delay and count (defaults
-// 2 s and 500). Values <= 0 keep the default, as upstream.
+// DefaultViewDelay and DefaultViewCount). Values <= 0 keep the default, as
+// upstream. A count above ViewRingCapacity (math.MaxInt32, upstream's "no
+// count limit", among them) sends batches of ViewRingCapacity views.
 func WithDataBundlerOptions(delay time.Duration, count int) ExporterOption {
 	return optionFunc(func(c *config) {
 		if delay > 0 {
@@ -174,18 +250,20 @@ type SpanConfig struct {
 	MessageEventsPerSpan    int
 }
 
-// GetAnnotationEventsPerSpan returns the cap on annotations, 32 when unset.
+// GetAnnotationEventsPerSpan returns the cap on annotations,
+// DefaultAnnotationEventsPerSpan (32) when unset.
 func (s SpanConfig) GetAnnotationEventsPerSpan() int {
 	if s.AnnotationEventsPerSpan <= 0 {
-		return 32
+		return DefaultAnnotationEventsPerSpan
 	}
 	return s.AnnotationEventsPerSpan
 }
 
-// GetMessageEventsPerSpan returns the cap on message events, 128 when unset.
+// GetMessageEventsPerSpan returns the cap on message events,
+// DefaultMessageEventsPerSpan (128) when unset.
 func (s SpanConfig) GetMessageEventsPerSpan() int {
 	if s.MessageEventsPerSpan <= 0 {
-		return 128
+		return DefaultMessageEventsPerSpan
 	}
 	return s.MessageEventsPerSpan
 }
@@ -237,10 +315,11 @@ func WithMaxBatchDelay(d time.Duration) ExporterOption {
 	})
 }
 
-// WithMaxBatchBytes sets the most encoded span bytes per message (default
-// DefaultMaxBatchBytes, under the agent's usual 4 MiB limit). A single span
-// larger than this is dropped and counted, since the agent would reject it.
-// Memory: the encode buffer grows to this size.
+// WithMaxBatchBytes sets the most encoded span or view bytes per message
+// (default DefaultMaxBatchBytes, under the agent's usual 4 MiB limit); it
+// applies to both signals. A single span or view larger than this is dropped
+// and counted, since the agent would reject it. Memory: the encode buffers
+// grow to this size.
 func WithMaxBatchBytes(n int) ExporterOption {
 	return optionFunc(func(c *config) {
 		if n < 1024 {

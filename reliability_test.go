@@ -68,8 +68,9 @@ func TestDeliveryAcrossAgentRestarts(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			// The next restart hits the new stream, not the reconnection.
-			for e.Stats().Reconnects == before && int(produced.Load()) < n {
+			// The next restart hits the new stream, not the reconnection
+			// (the exporter reconnects even with nothing queued).
+			for deadline := time.Now().Add(wait); e.Stats().Reconnects == before && time.Now().Before(deadline); {
 				time.Sleep(100 * time.Microsecond)
 			}
 		}

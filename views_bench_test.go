@@ -58,7 +58,7 @@ func BenchmarkExportView(b *testing.B) {
 				defer e.Stop()
 				vd := benchView(agg, rows)
 				sent := func(n int) {
-					for e.metricW.C.Items.Load() < uint64(n) {
+					for e.Stats().ViewsExported < uint64(n) {
 						runtime.Gosched()
 					}
 				}

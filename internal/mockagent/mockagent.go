@@ -59,6 +59,7 @@ type config struct {
 	discard             bool
 	addr                string
 	noRead              bool
+	endAfterFirst       bool
 	spanIDs             bool
 	readDelay           time.Duration
 }
@@ -93,6 +94,13 @@ func WithAddress(addr string) Option {
 // eventually blocks the client's Send. For fault-injection tests.
 func WithNoRead() Option {
 	return func(c *config) { c.noRead = true }
+}
+
+// WithEndAfterFirst makes every Export stream read its first message (the
+// Node) and then end with status OK without reading the rest: an agent or
+// proxy that returns early, whose end of stream looks like a clean one.
+func WithEndAfterFirst() Option {
+	return func(c *config) { c.endAfterFirst = true }
 }
 
 // WithReadDelay makes every Export stream sleep d before each Recv: a
@@ -323,6 +331,9 @@ func serveExport[Req proto.Message, Item any](a *Agent, l *exportLog[Req, Item],
 		}
 		if err != nil {
 			return err
+		}
+		if a.cfg.endAfterFirst {
+			return nil
 		}
 		size := int64(proto.Size(req))
 		its := items(req)

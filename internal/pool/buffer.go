@@ -8,7 +8,12 @@ import (
 )
 
 const (
-	minClassShift = 10 // 1 KiB: grpc-go does not pool buffers below this (mem.IsBelowBufferPoolingThreshold)
+	// 2 KiB: grpc-go's mem.NewBuffer pools a buffer only when its capacity is
+	// above mem.IsBelowBufferPoolingThreshold (1 KiB inclusive in v1.85);
+	// below, it wraps the slice in a SliceBuffer that is never freed back, so
+	// a 1 KiB class would make every small frame an allocation. minPooled
+	// follows the installed gRPC should its threshold move.
+	minClassShift = 11
 	maxClassShift = 26 // 64 MiB: larger buffers are allocated and left to the GC
 	numClasses    = maxClassShift - minClassShift + 1
 )
@@ -40,15 +45,26 @@ var _ mem.BufferPool = (*Buffers)(nil)
 // NewBuffers returns an empty pool.
 func NewBuffers() *Buffers { return &Buffers{} }
 
+// minPooled is the smallest capacity Get hands out: the smallest class whose
+// buffers gRPC returns to the pool.
+var minPooled = func() int {
+	n := 1 << minClassShift
+	for mem.IsBelowBufferPoolingThreshold(n) {
+		n <<= 1
+	}
+	return n
+}()
+
 func class(n int) int {
+	n = max(n, minPooled)
 	if n <= 1<<minClassShift {
 		return 0
 	}
 	return bits.Len(uint(n-1)) - minClassShift
 }
 
-// Get returns a buffer of length n. Its capacity is at least 1 KiB so that
-// gRPC pools it rather than dropping it.
+// Get returns a buffer of length n. Its capacity is at least minPooled, so
+// that gRPC gives it back to the pool rather than dropping it.
 func (b *Buffers) Get(n int) *[]byte {
 	c := class(n)
 	if c >= numClasses {
@@ -77,7 +93,7 @@ func (b *Buffers) Get(n int) *[]byte {
 // size (not made by Get) are dropped.
 func (b *Buffers) Put(buf *[]byte) {
 	c := cap(*buf)
-	if c < 1<<minClassShift || c&(c-1) != 0 {
+	if c < minPooled || c&(c-1) != 0 {
 		return
 	}
 	k := bits.Len(uint(c)) - 1 - minClassShift

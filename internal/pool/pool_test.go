@@ -3,13 +3,15 @@ package pool
 import (
 	"runtime"
 	"testing"
+
+	"google.golang.org/grpc/mem"
 )
 
 func TestBuffersClasses(t *testing.T) {
 	b := NewBuffers()
 	for _, n := range []int{0, 1, 1024, 1025, 4096, 300 << 10} {
 		p := b.Get(n)
-		if len(*p) != n || cap(*p) < 1024 || cap(*p)&(cap(*p)-1) != 0 {
+		if len(*p) != n || cap(*p) < minPooled || cap(*p)&(cap(*p)-1) != 0 {
 			t.Errorf("Get(%d): len %d cap %d", n, len(*p), cap(*p))
 		}
 		b.Put(p)
@@ -71,5 +73,24 @@ func TestBuffersSurviveGC(t *testing.T) {
 	runtime.GC()
 	if q := b.Get(1 << 20); q != p {
 		t.Error("a returned buffer was lost to the GC")
+	}
+}
+
+// TestSmallestBufferIsPooledByGRPC: grpc-go wraps a buffer of capacity up to
+// its pooling threshold in a SliceBuffer that is never freed back, so every
+// class must be above it, or small frames allocate.
+func TestSmallestBufferIsPooledByGRPC(t *testing.T) {
+	b := NewBuffers()
+	for _, n := range []int{0, 1, 100, 1024, 1025} {
+		mb := mem.NewBuffer(b.Get(n), b)
+		if _, ok := mb.(mem.SliceBuffer); ok {
+			t.Errorf("Get(%d): gRPC wraps it in a SliceBuffer, which it never frees back", n)
+		}
+		mb.Free()
+	}
+	// And what gRPC frees comes back: a Get/NewBuffer/Free cycle of a
+	// small frame allocates nothing.
+	if n := testing.AllocsPerRun(100, func() { mem.NewBuffer(b.Get(10), b).Free() }); n != 0 {
+		t.Errorf("small frame through mem.NewBuffer: %v allocs", n)
 	}
 }

@@ -1,4 +1,4 @@
-package stream
+package ocstream
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/zerocensus/ocagent/internal/transport"
 )
 
 // ConfigMethod is the real (upstream) name of the trace Config RPC.
@@ -22,21 +24,22 @@ const ConfigMethod = "/opencensus.proto.agent.trace.v1.TraceService/Config"
 // in force. Config messages are rare, so this uses upstream's generated types
 // and gRPC's default codec.
 type ConfigStream struct {
-	Conn  *Conn
-	Node  *commonpb.Node
-	Apply func(*tracepb.TraceConfig) // applies a pushed config (trace.ApplyConfig)
-	// Unimplemented is set when the agent does not implement Config (the
-	// OpenTelemetry Collector): the stream is then not retried.
-	Unimplemented atomic.Bool
-	// Applied counts configurations received and applied.
-	Applied atomic.Uint64
-	lastErr atomic.Pointer[errBox]
+	Conn    *transport.Conn
+	Node    *commonpb.Node
+	Apply   func(*tracepb.TraceConfig) // applies a pushed config (trace.ApplyConfig)
+	applied atomic.Uint64
+	lastErr atomic.Pointer[error]
 }
 
-// LastError is the error that ended the last Config stream.
+// Applied counts configurations received and applied.
+func (c *ConfigStream) Applied() uint64 { return c.applied.Load() }
+
+// LastError is the error that ended the last Config stream: for an agent
+// without the Config RPC (the OpenTelemetry Collector), its "unimplemented"
+// answer, after which the stream is not retried.
 func (c *ConfigStream) LastError() error {
-	if b := c.lastErr.Load(); b != nil {
-		return b.err
+	if p := c.lastErr.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
@@ -45,21 +48,20 @@ func (c *ConfigStream) LastError() error {
 // answers Unimplemented. Failures are retried with backoff; they never affect
 // the Export streams.
 func (c *ConfigStream) Run() {
-	var bo backoff
+	var bo transport.Backoff
 	for {
 		received, err := c.once()
 		if c.Conn.Ctx.Err() != nil {
 			return
 		}
-		c.lastErr.Store(&errBox{err})
+		c.lastErr.Store(&err)
 		if unimplemented(err) {
-			c.Unimplemented.Store(true)
 			return
 		}
 		if received {
-			bo.reset()
+			bo.Reset()
 		}
-		t := time.NewTimer(bo.next(c.Conn.MaxBackoff))
+		t := time.NewTimer(bo.Next(c.Conn.MaxBackoff))
 		select {
 		case <-c.Conn.Ctx.Done():
 			t.Stop()
@@ -73,7 +75,7 @@ var configDesc = &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
 
 // once runs one Config stream and reports whether anything was received.
 func (c *ConfigStream) once() (bool, error) {
-	s, cancel, err := c.Conn.open(ConfigMethod, configDesc)
+	s, cancel, err := c.Conn.Open(ConfigMethod, configDesc, c.Conn.CallOptions())
 	if err != nil {
 		return false, err
 	}
@@ -93,7 +95,7 @@ func (c *ConfigStream) once() (bool, error) {
 			continue
 		}
 		c.Apply(cfg)
-		c.Applied.Add(1)
+		c.applied.Add(1)
 		reply := &agenttracepb.CurrentLibraryConfig{Config: &tracepb.TraceConfig{Sampler: cfg.Sampler}}
 		if err := s.SendMsg(reply); err != nil {
 			return received, recvStatus(s, err)

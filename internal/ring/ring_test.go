@@ -1,4 +1,4 @@
-package stream
+package ring
 
 import (
 	"sync"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestRingFIFOAndFull(t *testing.T) {
-	r := NewRing[*int](3) // rounded up to 4
+	r := New[*int](3) // rounded up to 4
 	if r.Cap() != 4 {
 		t.Fatalf("cap %d", r.Cap())
 	}
@@ -40,7 +40,7 @@ func TestRingFIFOAndFull(t *testing.T) {
 // and every failed push was counted by its producer.
 func TestRingConcurrentProducers(t *testing.T) {
 	const producers, each = 8, 20000
-	r := NewRing[int](256)
+	r := New[int](256)
 	var wg sync.WaitGroup
 	failed := make([]int, producers)
 	for p := range producers {
@@ -87,9 +87,54 @@ func TestRingConcurrentProducers(t *testing.T) {
 }
 
 func TestRingPushAllocs(t *testing.T) {
-	r := NewRing[*int](1024)
+	r := New[*int](1024)
 	v := new(int)
 	if n := testing.AllocsPerRun(100, func() { r.Push(v); r.Pop() }); n != 0 {
 		t.Errorf("%v allocs", n)
+	}
+}
+
+// TestPopWaitsForAClaimedSlot: a producer that has claimed the oldest slot
+// but not yet written it must not make Pop report an empty ring, or a Flush
+// would return before later, completed pushes.
+func TestPopWaitsForAClaimedSlot(t *testing.T) {
+	r := New[int](4)
+	// Claim position 0 by hand, as a producer descheduled between its CAS
+	// and its write would leave it.
+	r.head.Store(1)
+	r.slots[0].val = 0
+	done := make(chan int)
+	go func() {
+		v, ok := r.Pop()
+		if !ok {
+			v = -1
+		}
+		done <- v
+	}()
+	// Finish the claimed push: Pop must see it, not an empty ring.
+	r.slots[0].val = 7
+	r.slots[0].seq.Store(1)
+	if v := <-done; v != 7 {
+		t.Fatalf("Pop returned %d, want 7", v)
+	}
+}
+
+// TestRingOfOne: a ring asked for one slot holds one value without losing
+// it (the model-based batch test found the one-slot ring overwriting).
+func TestRingOfOne(t *testing.T) {
+	r := New[int](1)
+	pushed := 0
+	for i := 1; i <= 3; i++ {
+		if r.Push(i) != 0 {
+			pushed++
+		}
+	}
+	for i := 1; i <= pushed; i++ {
+		if v, ok := r.Pop(); !ok || v != i {
+			t.Fatalf("pop %d: %d %v", i, v, ok)
+		}
+	}
+	if _, ok := r.Pop(); ok {
+		t.Fatal("popped more than was pushed")
 	}
 }

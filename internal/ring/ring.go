@@ -1,10 +1,9 @@
-// Package stream moves data from the exporter's callers to the agent: a
-// bounded multi-producer ring, the batching writer that owns one gRPC stream,
-// the pass-through codec that hands pre-encoded bytes to gRPC, and the
-// connection with its reconnection backoff.
-package stream
+// Package ring holds the queue between the exporter's callers and its
+// writer: a bounded lock-free ring for many producers and one consumer.
+package ring
 
 import (
+	"runtime"
 	"sync/atomic"
 )
 
@@ -32,9 +31,12 @@ type Ring[T any] struct {
 	slots []ringSlot[T]
 }
 
-// NewRing returns a ring of capacity n rounded up to a power of two.
-func NewRing[T any](n int) *Ring[T] {
-	size := 1
+// New returns a ring of capacity n rounded up to a power of two, and at
+// least 2: with one slot, the sequence number a push leaves ("full at pos")
+// equals the one the next push looks for ("free at pos+1"), so a second push
+// would overwrite the first.
+func New[T any](n int) *Ring[T] {
+	size := 2
 	for size < n {
 		size <<= 1
 	}
@@ -82,14 +84,19 @@ func (r *Ring[T]) Push(v T) uint64 {
 }
 
 // Pop removes the oldest value. It must be called from one goroutine only.
-// It reports false when the ring is empty, or when the oldest push has taken
-// its slot but not yet written it (the value is then popped by a later call).
+// It reports false only when the ring is empty. When the oldest push has
+// claimed its slot but not yet written it, Pop waits for that write (a few
+// instructions, unless the producer was descheduled): returning early would
+// make a Flush stop short of pushes that completed after the claim.
 func (r *Ring[T]) Pop() (T, bool) {
 	var zero T
 	pos := r.tail.Load()
 	s := &r.slots[pos&r.mask]
-	if s.seq.Load() != pos+1 {
-		return zero, false
+	for s.seq.Load() != pos+1 {
+		if r.head.Load() == pos {
+			return zero, false // empty: no push has claimed this slot
+		}
+		runtime.Gosched()
 	}
 	v := s.val
 	s.val = zero

@@ -1,0 +1,309 @@
+package ocagent
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opencensus.io/trace"
+	"google.golang.org/grpc"
+
+	"github.com/zerocensus/ocagent/internal/mockagent"
+)
+
+// The tests in this file count every span end to end by its id, at the
+// agent, rather than trusting the exporter's own counters: the reproductions
+// of the delivery-integrity issues (a batch cut by its byte budget lost one
+// span and sent another twice; reconnection lagged an agent's return by
+// gRPC's backoff; carried spans were invisible to Stats; an agent ending a
+// stream early looked like one that read it all).
+
+// sizedSpan is idSpan with a string attribute of pad bytes.
+func sizedSpan(i, pad int) *trace.SpanData {
+	sd := idSpan(i)
+	sd.Attributes = map[string]any{"pad": strings.Repeat("x", pad)}
+	return sd
+}
+
+// typicalPad makes sizedSpan about as large on the wire as a typical span
+// (testspans.Typical: about 500 bytes).
+const typicalPad = 430
+
+// paced exports spans ids [from, to) at rate spans/s.
+func paced(e *Exporter, from, to int, rate float64, pad int) {
+	start := time.Now()
+	for i := from; i < to; {
+		target := from + int(rate*time.Since(start).Seconds())
+		for ; i < to && i < target; i++ {
+			e.ExportSpan(sizedSpan(i, pad))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestEveryIDOnceAtBatchBoundaries: batches cut by the byte budget (64 KiB
+// over 500-byte spans; and 20 KB spans that cut default 4 MiB batches of
+// 300) deliver every span id exactly once.
+func TestEveryIDOnceAtBatchBoundaries(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		n, pad   int
+		maxBytes int
+	}{
+		{"64KiB-budget", 200_000, 450, 64 << 10},
+		{"spans-cut-default-batches", 2_000, 20_000, DefaultMaxBatchBytes},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := c.n
+			if raceEnabled {
+				n /= 4
+			}
+			a := startAgent(t, mockagent.WithDiscard(), mockagent.WithSpanIDCounts())
+			e := newExporter(t, a, WithMaxBatchBytes(c.maxBytes), WithSpanRingCapacity(1<<16), WithBlockWhenFull(time.Minute))
+			for i := range n {
+				e.ExportSpan(sizedSpan(i, c.pad))
+			}
+			if err := e.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			unique, dups := a.SpanIDs()
+			st := e.Stats()
+			if unique != int64(n) || dups != 0 {
+				t.Fatalf("%d spans: agent has %d distinct, %d duplicates; stats %+v", n, unique, dups, st)
+			}
+			if st.SpansExported != uint64(n) || st.SpansResent != 0 || st.SpansInDoubt != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+			t.Logf("%d spans in %d batches, every id once", n, st.Batches)
+		})
+	}
+}
+
+// TestDeliveryAcrossAbruptRestarts is the redeployed-Collector scenario:
+// default options, two goroutines exporting typical-sized spans at a steady
+// 20,000 spans/s in all, while the agent is killed abruptly (listener and connections closed:
+// dials are refused), stays down 100-300 ms and comes back on the same
+// address, ten times, restarts less than 1.5 s apart. An outage holds at
+// most 6,000 spans, less than the 8,192-slot ring, so nothing may be lost
+// or dropped. With downtimes up to 500 ms and a 16,384-slot ring, the same.
+func TestDeliveryAcrossAbruptRestarts(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		maxDown       time.Duration
+		opts          []ExporterOption
+		spans, starts int
+	}{
+		{"down-100-300ms-defaults", 300 * time.Millisecond, nil, 300_000, 10},
+		{"down-100-500ms-ring-16k", 500 * time.Millisecond, []ExporterOption{WithSpanRingCapacity(1 << 14)}, 300_000, 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n, restarts := c.spans, c.starts
+			rate := 20_000.0
+			if raceEnabled || testing.Short() {
+				n, restarts = n/3, restarts/3
+			}
+			if raceEnabled {
+				// The race detector slows conversion and the in-process
+				// agent about tenfold: the same outages at a quarter of the
+				// rate.
+				n, rate = n/4, rate/4
+			}
+			a := startAgent(t, mockagent.WithDiscard(), mockagent.WithSpanIDCounts())
+			e, err := NewExporter(append([]ExporterOption{WithInsecure(), WithAddress(a.Addr())}, c.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Stop()
+
+			var lags []time.Duration
+			var downs []time.Duration
+			done := make(chan struct{})
+			stop := make(chan struct{})
+			go func() { // the agent's redeployments
+				defer close(done)
+				rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+				for range restarts {
+					up := 300*time.Millisecond + rand.N(700*time.Millisecond)
+					select {
+					case <-time.After(up):
+					case <-stop:
+						return
+					}
+					down := 100*time.Millisecond + time.Duration(rnd.Int64N(int64(c.maxDown-100*time.Millisecond)+1))
+					a.Stop()
+					time.Sleep(down)
+					if err := a.Restart(); err != nil {
+						t.Error(err)
+						return
+					}
+					back := time.Now()
+					before := a.SpanCount()
+					for a.SpanCount() == before && time.Since(back) < 10*time.Second {
+						time.Sleep(time.Millisecond)
+					}
+					lags = append(lags, time.Since(back))
+					downs = append(downs, down)
+				}
+			}()
+			var wg sync.WaitGroup
+			for p := range 2 {
+				wg.Add(1)
+				go func() { defer wg.Done(); paced(e, p*n/2, (p+1)*n/2, rate/2, typicalPad) }()
+			}
+			wg.Wait()
+			close(stop)
+			<-done
+			waitFor(t, func() bool {
+				e.Flush()
+				u, _ := a.SpanIDs()
+				st := e.Stats()
+				return u+int64(st.SpansDroppedFull) >= int64(n)
+			})
+			if err := e.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			st := e.Stats()
+			unique, dups := a.SpanIDs()
+			var maxLag time.Duration
+			for _, l := range lags {
+				maxLag = max(maxLag, l)
+			}
+			t.Logf("%d spans at %.0f/s, %d restarts (down %v): delivered %d, lost %d, dropped %d, duplicates %d (%.1f%%; resent %d), reconnects %d; first span after each return %v (max %v)",
+				n, rate, len(lags), downs, unique, int64(n)-unique-int64(st.SpansDroppedFull), st.SpansDroppedFull, dups,
+				100*float64(dups)/float64(n), st.SpansResent, st.Reconnects, lags, maxLag)
+			if st.SpansDroppedFull != 0 || st.SpansDroppedAtStop != 0 {
+				t.Errorf("dropped %d (ring full), %d at stop: the outages fit the ring", st.SpansDroppedFull, st.SpansDroppedAtStop)
+			}
+			if unique != int64(n) {
+				t.Errorf("lost %d of %d spans", int64(n)-unique, n)
+			}
+			if uint64(dups) > st.SpansResent {
+				t.Errorf("%d duplicates but only %d spans resent", dups, st.SpansResent)
+			}
+			if st.SpansExported+st.SpansDroppedFull+st.SpansDroppedAtStop != uint64(n) {
+				t.Errorf("accounting: %+v", st)
+			}
+		})
+	}
+}
+
+// TestShortReconnectionPeriod: with WithReconnectionPeriod(20ms), an agent
+// stopped and restarted on the same address has the exporter connected 80 ms
+// after it is back, every round: a Flush then hands the spans over at once.
+func TestShortReconnectionPeriod(t *testing.T) {
+	a := startAgent(t, mockagent.WithDiscard(), mockagent.WithSpanIDCounts())
+	e := newExporter(t, a, WithReconnectionPeriod(20*time.Millisecond))
+	const rounds, per = 5, 20
+	for r := range rounds {
+		a.Stop()
+		time.Sleep(50 * time.Millisecond)
+		if err := a.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(80 * time.Millisecond)
+		before := e.Stats().SpansExported
+		for i := range per {
+			e.ExportSpan(idSpan(r*per + i))
+		}
+		e.Flush()
+		if got := e.Stats().SpansExported - before; got != per {
+			t.Errorf("round %d: Flush 80 ms after the agent's return handed over %d of %d spans (last error %v)", r, got, per, e.Stats().LastError)
+		}
+	}
+	waitFor(t, func() bool { u, _ := a.SpanIDs(); return u >= rounds*per })
+}
+
+// TestCarriedSpanCounted: a span carried over by the byte budget is queued,
+// not nowhere. A producer racing Flush (the budget of a drain read before
+// its push) used to leave it counted by nothing, unsent by later Flushes,
+// and counted as dropped at stop although the agent was up.
+func TestCarriedSpanCounted(t *testing.T) {
+	a := startAgent(t, mockagent.WithDiscard(), mockagent.WithSpanIDCounts())
+	// 1 KiB budget, spans of about 600 encoded bytes: every batch carries.
+	e := newExporter(t, a, WithMaxBatchBytes(1024), WithMaxBatchDelay(time.Hour))
+	trials := 500
+	if raceEnabled {
+		trials = 200
+	}
+	id := 0
+	for range trials {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); e.ExportSpan(sizedSpan(id+1, 550)) }()
+		e.ExportSpan(sizedSpan(id, 550))
+		e.Flush()
+		wg.Wait()
+		id += 2
+		st := e.Stats()
+		if got := st.SpansExported + uint64(st.SpansQueued) + st.SpansDroppedFull; got != uint64(id) {
+			t.Fatalf("after %d spans: exported %d + queued %d + dropped %d = %d", id, st.SpansExported, st.SpansQueued, st.SpansDroppedFull, got)
+		}
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Stats()
+	if unique, dups := a.SpanIDs(); unique != int64(id) || dups != 0 || st.SpansDroppedAtStop != 0 {
+		t.Fatalf("%d spans: agent has %d distinct, %d duplicates; at stop %d", id, unique, dups, st.SpansDroppedAtStop)
+	}
+}
+
+// TestViewBundlerCountNoLimit: WithDataBundlerOptions(d, math.MaxInt32),
+// upstream's "no count limit", used to size the view ring at 2^32 slots.
+func TestViewBundlerCountNoLimit(t *testing.T) {
+	e, err := NewUnstartedExporter(WithInsecure(), WithDataBundlerOptions(time.Second, math.MaxInt32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := e.views.Ring().Cap(); c != ViewRingCapacity {
+		t.Fatalf("view ring of %d slots", c)
+	}
+}
+
+// TestAgentEndingEarlyIsNotConfirmation: an agent (or proxy) that reads the
+// Node and ends the stream with OK before reading the rest gives the same
+// io.EOF as one that read everything. Stop must not take it as the agent's
+// confirmation: what it sent is counted in doubt, not exported and gone.
+func TestAgentEndingEarlyIsNotConfirmation(t *testing.T) {
+	a := startAgent(t, mockagent.WithEndAfterFirst(), mockagent.WithSpanIDCounts())
+	e := newExporter(t, a, WithMaxBatchDelay(5*time.Millisecond))
+	const n = 50
+	for i := range n {
+		e.ExportSpan(idSpan(i))
+		time.Sleep(time.Millisecond)
+	}
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Stats()
+	if unique, _ := a.SpanIDs(); unique != 0 {
+		t.Fatalf("the agent read %d spans", unique)
+	}
+	if st.SpansExported+st.SpansDroppedAtStop != n || st.SpansInDoubt != st.SpansExported {
+		t.Fatalf("no span was read, yet exported %d, in doubt %d, at stop %d", st.SpansExported, st.SpansInDoubt, st.SpansDroppedAtStop)
+	}
+}
+
+// TestSendLimitBelowBatch: a batch over the call's send limit (a dial option
+// of the user's) is refused by gRPC itself before it leaves; it is dropped
+// and counted as oversize, and the exporter goes on, instead of resending it
+// forever.
+func TestSendLimitBelowBatch(t *testing.T) {
+	a := startAgent(t, mockagent.WithSpanIDCounts())
+	e := newExporter(t, a, WithMaxBatchDelay(time.Hour),
+		WithGRPCDialOption(grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(4096))))
+	for i := range 20 {
+		e.ExportSpan(sizedSpan(i, 500))
+	}
+	e.Flush()
+	e.ExportSpan(sizedSpan(100, 500))
+	e.Flush()
+	waitFor(t, func() bool { u, _ := a.SpanIDs(); return u >= 1 })
+	st := e.Stats()
+	if st.SpansDroppedOversize != 20 || st.SpansExported != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}

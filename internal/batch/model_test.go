@@ -1,0 +1,303 @@
+package batch
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/zerocensus/ocagent/internal/ring"
+)
+
+// The model-based test drives a Batch with random sequences of pushes, Fill,
+// Encode, Sent and Discard, and checks it against a trivial reference queue:
+// every item accepted by the ring comes out exactly once, in order, unless it
+// was invalid or alone larger than the budget (both counted); the encoded
+// bytes decode, with protowire, to exactly the items of the batch; batches
+// respect maxItems and maxBytes; and at every step the items are accounted
+// for: accepted = delivered + in the ring + held + invalid + oversize +
+// discarded.
+
+// item is what producers push: an id, the encoded size its message will
+// have, and whether conversion refuses it.
+type item struct {
+	id      uint32
+	size    int
+	invalid bool
+}
+
+// fakeMsg encodes as its id (4 bytes, little-endian) padded to its size.
+type fakeMsg struct {
+	id   uint32
+	size int
+}
+
+func (m *fakeMsg) SizeVT() int { return m.size }
+
+func (m *fakeMsg) MarshalToSizedBufferVT(dst []byte) (int, error) {
+	if len(dst) < m.size {
+		return 0, fmt.Errorf("buffer %d < size %d", len(dst), m.size)
+	}
+	out := dst[len(dst)-m.size:]
+	binary.LittleEndian.PutUint32(out, m.id)
+	for i := 4; i < len(out); i++ {
+		out[i] = 0xAB
+	}
+	return m.size, nil
+}
+
+func convertFake(m *fakeMsg, it item) bool {
+	if it.invalid {
+		return false
+	}
+	m.id, m.size = it.id, it.size
+	return true
+}
+
+// source is where a sequence takes its choices from: a seeded PRNG, or the
+// bytes of a fuzz input.
+type source interface{ intn(n int) int }
+
+type prng struct{ r *rand.Rand }
+
+func (p prng) intn(n int) int { return p.r.IntN(n) }
+
+type bytesSource struct {
+	b []byte
+	i int
+}
+
+func (s *bytesSource) intn(n int) int {
+	if s.i >= len(s.b) {
+		return 0
+	}
+	v := int(s.b[s.i])
+	s.i++
+	return v % n
+}
+
+func (s *bytesSource) done() bool { return s.i >= len(s.b) }
+
+// runModel runs one sequence of at most steps operations.
+func runModel(t testing.TB, src source, steps int, more func() bool) {
+	maxItems := 1 + src.intn(12)
+	maxBytes := FieldSize(4) + src.intn(300)
+	r := ring.New[item](1 << src.intn(6))
+	b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, maxItems, maxBytes, src.intn(4))
+
+	var (
+		nextID                       uint32
+		accepted                     []item // in push order
+		want                         []uint32
+		got                          []uint32
+		invalid, oversize, discarded int
+	)
+	check := func(where string) {
+		t.Helper()
+		total := len(got) + r.Len() + b.Held() + int(b.Invalid()) + int(b.Oversize()) + discarded
+		if total != len(accepted) {
+			t.Fatalf("%s: accepted %d != delivered %d + ring %d + held %d + invalid %d + oversize %d + discarded %d",
+				where, len(accepted), len(got), r.Len(), b.Held(), b.Invalid(), b.Oversize(), discarded)
+		}
+	}
+	for step := 0; step < steps && more(); step++ {
+		switch op := src.intn(10); {
+		case op < 4: // producers push a few items
+			for range src.intn(6) {
+				it := item{id: nextID, size: 4 + src.intn(maxBytes+20)}
+				if src.intn(16) == 0 {
+					it.invalid = true
+				}
+				nextID++
+				if r.Push(it) != 0 {
+					accepted = append(accepted, it)
+					switch {
+					case it.invalid:
+						invalid++
+					case FieldSize(it.size) > maxBytes:
+						oversize++
+					default:
+						want = append(want, it.id)
+					}
+				}
+			}
+		case op < 6: // Fill alone (the writer may top a batch up before sending)
+			b.Fill()
+		case op < 9: // Fill, Encode, Sent
+			n, size := b.Fill()
+			if n == 0 {
+				if size != 0 {
+					t.Fatalf("empty batch of %d bytes", size)
+				}
+				if b.Held() != 0 || r.Len() != 0 {
+					t.Fatalf("Fill returned nothing with %d held and %d queued", b.Held(), r.Len())
+				}
+				break
+			}
+			if n > maxItems || size > maxBytes {
+				t.Fatalf("batch of %d items, %d bytes over limits %d, %d", n, size, maxItems, maxBytes)
+			}
+			carried := b.Held() - n
+			if carried == 0 && n < maxItems && r.Len() != 0 {
+				t.Fatalf("batch of %d < %d items with %d queued and nothing carried", n, maxItems, r.Len())
+			}
+			dst := make([]byte, size)
+			b.Encode(dst)
+			ids := decode(t, dst)
+			if len(ids) != n {
+				t.Fatalf("encoded %d items, Fill said %d", len(ids), n)
+			}
+			if carried == 1 {
+				// The carried item is the next one wanted; it must not fit.
+				next := len(got) + n
+				if next >= len(want) {
+					t.Fatalf("carried an item the reference queue does not have")
+				}
+				if size+FieldSize(sizeOf(accepted, want[next])) <= maxBytes {
+					t.Fatalf("item %d carried although it fits (%d + %d <= %d)", want[next], size, FieldSize(sizeOf(accepted, want[next])), maxBytes)
+				}
+			}
+			got = append(got, ids...)
+			b.Sent()
+		default: // Stop: discard what is left
+			if src.intn(8) != 0 {
+				break
+			}
+			discarded += b.Discard()
+			if r.Len() != 0 || b.Held() != 0 {
+				t.Fatalf("Discard left %d queued, %d held", r.Len(), b.Held())
+			}
+			check("discard")
+			// What was not delivered is gone: the next sequence starts
+			// afresh on a new ring and batch.
+			accepted = accepted[:0]
+			got, want = got[:0], want[:0]
+			invalid, oversize, discarded = 0, 0, 0
+			r = ring.New[item](1 << src.intn(6))
+			b = New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, maxItems, maxBytes, 0)
+		}
+		for i, id := range got {
+			if i >= len(want) || want[i] != id {
+				t.Fatalf("delivered %v, want a prefix of %v", got, want)
+			}
+		}
+		check(fmt.Sprintf("step %d", step))
+		if int(b.Invalid()) != invalid && r.Len() == 0 && b.Held() == 0 {
+			t.Fatalf("invalid counted %d, pushed %d", b.Invalid(), invalid)
+		}
+		if int(b.Oversize()) != oversize && r.Len() == 0 && b.Held() == 0 {
+			t.Fatalf("oversize counted %d, pushed %d", b.Oversize(), oversize)
+		}
+	}
+	// Drain: everything accepted comes out.
+	for range len(accepted) + 1 {
+		n, size := b.Fill()
+		if n == 0 {
+			break
+		}
+		dst := make([]byte, size)
+		b.Encode(dst)
+		got = append(got, decode(t, dst)...)
+		b.Sent()
+	}
+	if len(got) != len(want) {
+		t.Fatalf("delivered %d items, want %d (%v vs %v)", len(got), len(want), got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("delivered %v, want %v", got, want)
+		}
+	}
+	check("end")
+}
+
+func sizeOf(items []item, id uint32) int {
+	for _, it := range items {
+		if it.id == id {
+			return it.size
+		}
+	}
+	return -1
+}
+
+// decode reads a body of items fields with protowire and returns their ids.
+func decode(t testing.TB, body []byte) []uint32 {
+	t.Helper()
+	var ids []uint32
+	for len(body) > 0 {
+		num, typ, n := protowire.ConsumeTag(body)
+		if n < 0 || num != ItemsField || typ != protowire.BytesType {
+			t.Fatalf("bad tag in body: %v %v %d", num, typ, n)
+		}
+		body = body[n:]
+		v, n := protowire.ConsumeBytes(body)
+		if n < 0 || len(v) < 4 {
+			t.Fatalf("bad item field (%d bytes)", len(v))
+		}
+		for _, c := range v[4:] {
+			if c != 0xAB {
+				t.Fatalf("item padding corrupted")
+			}
+		}
+		ids = append(ids, binary.LittleEndian.Uint32(v))
+		body = body[n:]
+	}
+	return ids
+}
+
+// TestBatchModel runs 10,000 seeded random sequences (make fuzz runs
+// FuzzBatchModel for more).
+func TestBatchModel(t *testing.T) {
+	seqs := 10_000
+	if testing.Short() {
+		seqs = 1000
+	}
+	for seed := range uint64(seqs) {
+		src := prng{rand.New(rand.NewPCG(seed, 0x5eed))}
+		t.Run("", func(t *testing.T) {
+			defer func() {
+				if t.Failed() {
+					t.Logf("seed %d", seed)
+				}
+			}()
+			runModel(t, src, 200, func() bool { return true })
+		})
+	}
+}
+
+// TestBatchCarryRegression is the reproduction of the lost-and-resent carry:
+// maxItems 8, maxBytes 25, items of 10 encoded bytes (12 with their field
+// header), items 1..5 pushed, Fill/Encode/Sent in a loop. The landed writer
+// sent [1 2 1 4 1]; the right answer is [1 2 3 4 5].
+func TestBatchCarryRegression(t *testing.T) {
+	r := ring.New[item](8)
+	b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, 8, 25, 0)
+	for id := uint32(1); id <= 5; id++ {
+		r.Push(item{id: id, size: 10})
+	}
+	var got []uint32
+	for {
+		n, size := b.Fill()
+		if n == 0 {
+			break
+		}
+		dst := make([]byte, size)
+		b.Encode(dst)
+		got = append(got, decode(t, dst)...)
+		b.Sent()
+	}
+	if fmt.Sprint(got) != "[1 2 3 4 5]" {
+		t.Fatalf("sent %v, want [1 2 3 4 5]", got)
+	}
+}
+
+func FuzzBatchModel(f *testing.F) {
+	f.Add([]byte{3, 40, 0, 5, 1, 2, 3, 4, 7, 7, 7, 0, 1, 8, 8})
+	f.Add([]byte{11, 200, 5, 1, 0, 5, 255, 255, 255, 6, 6, 6, 9, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src := &bytesSource{b: data}
+		runModel(t, src, 1000, func() bool { return !src.done() })
+	})
+}

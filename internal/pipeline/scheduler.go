@@ -1,0 +1,223 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/mem"
+
+	"github.com/zerocensus/ocagent/internal/pool"
+	"github.com/zerocensus/ocagent/internal/transport"
+)
+
+// ErrStopped is returned for work submitted after Stop.
+var ErrStopped = errors.New("stopped")
+
+// Scheduler is the only goroutine that converts, encodes and sends for its
+// pipeline. It drains the batch when woken (a batch's worth is queued), every
+// delay, on Flush and on Close, and services its transport's events.
+type Scheduler struct {
+	src  Source
+	cfg  Config
+	bufs *pool.Buffers
+	c    *transport.Counters
+	t    Transport                 // set by Start before run; used by the scheduler goroutine
+	tp   atomic.Pointer[Transport] // the same, for other goroutines (nil before Start)
+
+	wake  chan struct{}
+	flush chan request
+	close chan request
+	raw   chan rawMsg
+	done  chan struct{}
+}
+
+type request struct {
+	ctx  context.Context
+	done chan struct{}
+}
+
+type rawMsg struct {
+	buf   *[]byte
+	items int
+	err   chan error
+}
+
+func newScheduler(src Source, cfg Config, bufs *pool.Buffers, c *transport.Counters) *Scheduler {
+	return &Scheduler{
+		src: src, cfg: cfg, bufs: bufs, c: c,
+		wake:  make(chan struct{}, 1),
+		flush: make(chan request),
+		close: make(chan request),
+		raw:   make(chan rawMsg),
+		done:  make(chan struct{}),
+	}
+}
+
+func (s *Scheduler) transport() Transport {
+	if p := s.tp.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Notify wakes the scheduler without blocking.
+func (s *Scheduler) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Request is a Flush or Close handed to a scheduler.
+type Request struct {
+	s    *Scheduler
+	done chan struct{}
+	err  error // set when the request could not be handed over
+}
+
+func (s *Scheduler) start(ctx context.Context, ch chan request) Request {
+	r := Request{s: s, done: make(chan struct{})}
+	if s.transport() == nil {
+		r.err = ErrStopped // never started
+		return r
+	}
+	select {
+	case ch <- request{ctx: ctx, done: r.done}:
+	case <-s.done:
+		r.err = ErrStopped
+	case <-ctx.Done():
+		r.err = ctx.Err()
+	}
+	return r
+}
+
+// Wait waits until the scheduler has carried out the request or ctx ends.
+func (r Request) Wait(ctx context.Context) error {
+	if r.err != nil {
+		return r.err
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-r.s.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Scheduler) sendRaw(ctx context.Context, buf *[]byte, items int) error {
+	m := rawMsg{buf: buf, items: items, err: make(chan error, 1)}
+	if s.transport() == nil {
+		s.bufs.Put(buf)
+		return ErrStopped
+	}
+	select {
+	case s.raw <- m:
+	case <-s.done:
+		s.bufs.Put(buf)
+		return ErrStopped
+	case <-ctx.Done():
+		s.bufs.Put(buf)
+		return ctx.Err()
+	}
+	return <-m.err
+}
+
+func (s *Scheduler) run(ctx context.Context) {
+	defer close(s.done)
+	t := s.t
+	tick := time.NewTicker(s.cfg.Delay)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			t.Abort()
+			s.c.DroppedAtStop(s.src.Discard())
+			return
+		case r := <-s.flush:
+			s.drainAll(ctx, r.ctx)
+			s.settle(ctx, r.ctx)
+			close(r.done)
+			continue
+		case r := <-s.close:
+			s.drainAll(ctx, r.ctx)
+			t.Close(r.ctx)
+			close(r.done)
+			continue
+		case m := <-s.raw:
+			m.err <- t.SendRaw(mem.NewBuffer(m.buf, s.bufs), m.items)
+			continue
+		case <-t.Events():
+			t.Service()
+		case <-s.wake:
+		case <-tick.C:
+		}
+		s.drain()
+	}
+}
+
+// drain sends batches until what was queued when it began has been sent or
+// the transport cannot take more now. The bound keeps Flush from chasing
+// producers that never stop, and keeps the scheduler answering its other
+// requests. It reports whether it stopped because the transport was busy.
+func (s *Scheduler) drain() (busy bool, left int) {
+	budget := s.src.Held() + s.src.Queued()
+	for budget > 0 {
+		if err := s.t.Ready(); err != nil {
+			return err == ErrBusy, budget
+		}
+		items, size := s.src.Fill()
+		if items == 0 {
+			return false, 0
+		}
+		env := s.cfg.Envelope
+		total := env.Size(size)
+		buf := s.bufs.Get(total)
+		at := env.Wrap(*buf, size)
+		s.src.Encode((*buf)[at : at+size])
+		s.t.Send(mem.NewBuffer(buf, s.bufs), items)
+		s.src.Sent()
+		budget -= items
+	}
+	return false, 0
+}
+
+// drainAll is drain for Flush and Close: while the transport is only busy
+// (calls in flight), it waits for it and goes on, until what was queued has
+// been handed over, the agent is unreachable, or ctx ends.
+func (s *Scheduler) drainAll(runCtx, ctx context.Context) {
+	for {
+		busy, left := s.drain()
+		if !busy || left == 0 {
+			return
+		}
+		if !s.await(runCtx, ctx) {
+			return
+		}
+	}
+}
+
+// settle waits until the transport has an outcome for everything sent, or
+// ctx ends.
+func (s *Scheduler) settle(runCtx, ctx context.Context) {
+	for !s.t.Settled() {
+		if !s.await(runCtx, ctx) {
+			return
+		}
+	}
+}
+
+// await services the transport's next event; false when a context ended.
+func (s *Scheduler) await(runCtx, ctx context.Context) bool {
+	select {
+	case <-s.t.Events():
+		s.t.Service()
+		return true
+	case <-ctx.Done():
+	case <-runCtx.Done():
+	}
+	return false
+}
