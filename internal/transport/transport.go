@@ -145,9 +145,10 @@ func (c *Conn) Watch() {
 	}
 }
 
-// Open starts a stream on method with call options made by CallOptions. The
-// stream lives until cancel is called or the connection's context ends. It
-// waits for the channel to be ready, at most AttemptTimeout.
+// Open starts a stream on method with call options made by CallOptions (the
+// streams' include wait-for-ready). The stream lives until cancel is called
+// or the connection's context ends. It waits for the channel to be ready, at
+// most AttemptTimeout.
 func (c *Conn) Open(method string, desc *grpc.StreamDesc, opts []grpc.CallOption) (grpc.ClientStream, context.CancelFunc, error) {
 	ctx, cancel := context.WithCancel(c.Ctx)
 	// The timeout cancels only a stream that is still being opened.
@@ -164,16 +165,16 @@ func (c *Conn) Open(method string, desc *grpc.StreamDesc, opts []grpc.CallOption
 }
 
 // Invoke makes one unary call on the channel for an attempt (see fresh),
-// with call options made by CallOptions (wait-for-ready: within ctx).
+// with call options made by CallOptions.
 func (c *Conn) Invoke(ctx context.Context, method string, req, reply any, opts []grpc.CallOption) error {
 	return c.fresh().Invoke(ctx, method, req, reply, opts...)
 }
 
 // CallOptions returns the options of every stream or call: the exporter's
-// (compressor), wait-for-ready, then extra. Transports make them once.
+// (compressor), then extra. Transports make them once.
 func (c *Conn) CallOptions(extra ...grpc.CallOption) []grpc.CallOption {
-	all := make([]grpc.CallOption, 0, len(c.CallOpts)+len(extra)+1)
-	return append(append(append(all, c.CallOpts...), grpc.WaitForReady(true)), extra...)
+	all := make([]grpc.CallOption, 0, len(c.CallOpts)+len(extra))
+	return append(append(all, c.CallOpts...), extra...)
 }
 
 // Counters are a transport's monotonic statistics, written by the transport

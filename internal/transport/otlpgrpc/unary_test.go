@@ -1,0 +1,250 @@
+package otlpgrpc
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/zerocensus/ocagent/internal/pool"
+	"github.com/zerocensus/ocagent/internal/transport"
+)
+
+// rawCodec lets the fake agent see request bytes and send reply bytes.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
+}
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
+}
+
+// fakeAgent answers each Export call with what answer says for the n-th
+// call (from 1), and records the largest number of calls in flight at once.
+type fakeAgent struct {
+	addr    string
+	srv     *grpc.Server
+	calls   atomic.Int64
+	active  atomic.Int64
+	maxSeen atomic.Int64
+	answer  func(n int64, req []byte) ([]byte, error)
+	delay   time.Duration
+}
+
+func startFake(t *testing.T, delay time.Duration, answer func(n int64, req []byte) ([]byte, error)) *fakeAgent {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeAgent{addr: lis.Addr().String(), answer: answer, delay: delay}
+	f.srv = grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}), grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
+		var req []byte
+		if err := st.RecvMsg(&req); err != nil {
+			return err
+		}
+		n := f.calls.Add(1)
+		a := f.active.Add(1)
+		defer f.active.Add(-1)
+		for m := f.maxSeen.Load(); a > m && !f.maxSeen.CompareAndSwap(m, a); m = f.maxSeen.Load() {
+		}
+		if f.delay > 0 {
+			time.Sleep(f.delay)
+		}
+		resp, err := f.answer(n, req)
+		if err != nil {
+			return err
+		}
+		return st.SendMsg(&resp)
+	}))
+	go f.srv.Serve(lis)
+	t.Cleanup(f.srv.Stop)
+	return f
+}
+
+func ok(int64, []byte) ([]byte, error) { return nil, nil }
+
+// partial returns an Export response whose partial_success rejects n items.
+func partial(n int, msg string) []byte {
+	var ps []byte
+	ps = protowire.AppendTag(ps, 1, protowire.VarintType)
+	ps = protowire.AppendVarint(ps, uint64(n))
+	ps = protowire.AppendTag(ps, 2, protowire.BytesType)
+	ps = protowire.AppendString(ps, msg)
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	return protowire.AppendBytes(b, ps)
+}
+
+type rig struct {
+	u      *Unary
+	c      *transport.Counters
+	bufs   *pool.Buffers
+	cancel context.CancelFunc
+}
+
+func newRig(t *testing.T, addr string, cfg Config) *rig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := transport.Dial(ctx, addr, 50*time.Millisecond, time.Second, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Method == "" {
+		cfg.Method = TraceMethod
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	r := &rig{c: new(transport.Counters), bufs: pool.NewBuffers(), cancel: cancel}
+	r.u = New(conn, cfg, r.c)
+	t.Cleanup(func() { cancel(); r.u.Abort(); conn.Close() })
+	return r
+}
+
+// send hands one request of items items to the transport, as the scheduler
+// does: when it is ready.
+func (r *rig) send(t *testing.T, items int) {
+	t.Helper()
+	for r.u.Ready() != nil {
+		<-r.u.Events()
+	}
+	b := r.bufs.Get(100)
+	r.u.Send(mem.NewBuffer(b, r.bufs), items)
+}
+
+func (r *rig) settle(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r.u.Close(ctx)
+	if !r.u.Settled() {
+		t.Fatal("calls still in flight")
+	}
+}
+
+func TestAcknowledgedWithinInFlightLimit(t *testing.T) {
+	f := startFake(t, 5*time.Millisecond, ok)
+	r := newRig(t, f.addr, Config{MaxInFlight: 3})
+	for range 30 {
+		r.send(t, 10)
+	}
+	r.settle(t)
+	s := r.c.Snapshot()
+	if s.Exported != 300 || s.Batches != 30 || s.SendFailures != 0 || r.u.Pending() != 0 {
+		t.Fatalf("%+v", s)
+	}
+	if m := f.maxSeen.Load(); m > 3 || m < 2 {
+		t.Errorf("at most %d calls in flight, want 2..3", m)
+	}
+}
+
+func TestPartialSuccessCounted(t *testing.T) {
+	f := startFake(t, 0, func(int64, []byte) ([]byte, error) { return partial(3, "three bad spans"), nil })
+	r := newRig(t, f.addr, Config{MaxInFlight: 2})
+	r.send(t, 10)
+	r.settle(t)
+	s := r.c.Snapshot()
+	if s.Exported != 7 || s.Rejected != 3 || s.LastError == nil {
+		t.Fatalf("%+v", s)
+	}
+	// Metrics count rejected data points apart from the metrics.
+	r = newRig(t, f.addr, Config{MaxInFlight: 2, Points: true, Method: MetricsMethod})
+	r.send(t, 10)
+	r.settle(t)
+	if s := r.c.Snapshot(); s.Exported != 10 || s.PointsRejected != 3 || s.Rejected != 0 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestRetryableCodesRetried(t *testing.T) {
+	for _, code := range []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.OutOfRange, codes.DataLoss} {
+		t.Run(code.String(), func(t *testing.T) {
+			f := startFake(t, 0, func(n int64, _ []byte) ([]byte, error) {
+				if n <= 2 {
+					return nil, status.Error(code, "not now")
+				}
+				return nil, nil
+			})
+			r := newRig(t, f.addr, Config{MaxInFlight: 1})
+			r.send(t, 5)
+			r.settle(t)
+			if s := r.c.Snapshot(); s.Exported != 5 || s.SendFailures != 2 || s.Resent != 10 || s.Rejected != 0 {
+				t.Fatalf("%+v", s)
+			}
+		})
+	}
+}
+
+func TestFinalCodesNotRetried(t *testing.T) {
+	for _, code := range []codes.Code{codes.InvalidArgument, codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented, codes.Internal, codes.ResourceExhausted} {
+		t.Run(code.String(), func(t *testing.T) {
+			f := startFake(t, 0, func(int64, []byte) ([]byte, error) { return nil, status.Error(code, "no") })
+			r := newRig(t, f.addr, Config{MaxInFlight: 1})
+			r.send(t, 5)
+			r.settle(t)
+			if s := r.c.Snapshot(); s.Rejected != 5 || s.Exported != 0 || f.calls.Load() != 1 {
+				t.Fatalf("%+v after %d calls", s, f.calls.Load())
+			}
+		})
+	}
+}
+
+func TestResourceExhaustedWithRetryInfo(t *testing.T) {
+	f := startFake(t, 0, func(n int64, _ []byte) ([]byte, error) {
+		if n == 1 {
+			st, _ := status.New(codes.ResourceExhausted, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(30 * time.Millisecond)})
+			return nil, st.Err()
+		}
+		return nil, nil
+	})
+	r := newRig(t, f.addr, Config{MaxInFlight: 1})
+	r.send(t, 4)
+	r.settle(t)
+	if s := r.c.Snapshot(); s.Exported != 4 || s.SendFailures != 1 || f.calls.Load() != 2 {
+		t.Fatalf("%+v after %d calls", s, f.calls.Load())
+	}
+}
+
+// TestStopCountsCallsInDoubt: a call in flight when the connection's
+// context ends is counted exported and in doubt.
+func TestStopCountsCallsInDoubt(t *testing.T) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	block := make(chan struct{})
+	f := startFake(t, 0, func(int64, []byte) ([]byte, error) { wg.Done(); <-block; return nil, nil })
+	defer close(block)
+	r := newRig(t, f.addr, Config{MaxInFlight: 1})
+	r.send(t, 7)
+	wg.Wait()
+	r.cancel()
+	r.u.Abort()
+	if s := r.c.Snapshot(); s.Exported != 7 || s.InDoubt != 7 || r.u.Pending() != 0 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestReplyParsing(t *testing.T) {
+	var r reply
+	b := append(protowire.AppendTag(nil, 9, protowire.VarintType), 1)
+	b = append(b, partial(12, "why")...)
+	if err := r.UnmarshalReply(mem.BufferSlice{mem.SliceBuffer(b)}); err != nil || r.rejected != 12 || r.message != "why" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if err := r.UnmarshalReply(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x05})}); err == nil {
+		t.Fatal("truncated reply accepted")
+	}
+}
