@@ -24,12 +24,14 @@ test: vet check-generate
 	go test -tags zerocensus_poison -short -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz
 
-## fuzz: each fuzz target for FUZZ_TIME (the seed corpus in
-## internal/fastconv/testdata/fuzz also runs in every go test).
+## fuzz: each fuzz target for FUZZ_TIME (seed corpora under testdata/fuzz
+## also run in every go test). FUZZ_TARGETS lists package:target pairs.
 FUZZ_TIME ?= 15s
+FUZZ_TARGETS := ./internal/fastconv:FuzzConvertSpan ./internal/fastconv:FuzzConvertView \
+	./internal/batch:FuzzBatchModel
 fuzz:
-	@for f in FuzzConvertSpan FuzzConvertView; do echo "== fuzz $$f for $(FUZZ_TIME)"; \
-		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) ./internal/fastconv; done
+	@for pt in $(FUZZ_TARGETS); do p=$${pt%%:*}; f=$${pt##*:}; echo "== fuzz $$f ($$p) for $(FUZZ_TIME)"; \
+		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) $$p; done
 
 ## interop: the exporter against a real OpenCensus receiver, the OpenTelemetry
 ## Collector v0.133.0 (interop/cmd/otelcol-oc, built by the tests: about

@@ -14,11 +14,35 @@ import (
 	"github.com/zerocensus/ocagent/internal/fastconv"
 )
 
-// Defaults of the agent address, as upstream.
+// Defaults of the agent address, as upstream; DefaultOTLPPort with
+// WithProtocol(ProtocolOTLP).
 const (
 	DefaultAgentPort uint16 = 55678
 	DefaultAgentHost string = "localhost"
+	DefaultOTLPPort  uint16 = 4317
 )
+
+// Protocol is what the exporter speaks to the agent.
+type Protocol int
+
+const (
+	// ProtocolOpenCensus is the OpenCensus agent protocol, as upstream: one
+	// bidirectional Export stream per signal, without acknowledgements.
+	ProtocolOpenCensus Protocol = iota
+	// ProtocolOTLP is OTLP/gRPC, which every current OpenTelemetry Collector
+	// and most tracing backends take: unary Export calls, acknowledged.
+	ProtocolOTLP
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolOpenCensus:
+		return "opencensus"
+	case ProtocolOTLP:
+		return "otlp"
+	}
+	return fmt.Sprintf("Protocol(%d)", int(p))
+}
 
 // Defaults of the tuning options.
 const (
@@ -46,6 +70,12 @@ const (
 	// DefaultReplayBytes is how much of what was recently sent on a stream
 	// is kept to be sent again if the stream breaks (per stream).
 	DefaultReplayBytes = 4 << 20
+	// DefaultExportTimeout bounds each OTLP Export call attempt (the
+	// OpenTelemetry exporters' default, OTEL_EXPORTER_OTLP_TIMEOUT).
+	DefaultExportTimeout = 10 * time.Second
+	// DefaultMaxConcurrentExports is how many OTLP Export calls of one
+	// signal may be in flight at once.
+	DefaultMaxConcurrentExports = 4
 	// DefaultViewDelay and DefaultViewCount are upstream's view bundler
 	// settings (WithDataBundlerOptions): views are sent at least every
 	// delay, or as soon as count of them are queued.
@@ -90,6 +120,13 @@ type config struct {
 	blockTimeout time.Duration // > 0: block up to this long when the ring is full
 	replayBytes  int
 
+	protocol      Protocol
+	exportTimeout time.Duration
+	maxInFlight   int
+	// set records which options were given explicitly: they win over the
+	// OTEL_* environment variables in OTLP mode.
+	set map[string]bool
+
 	errs []error
 }
 
@@ -102,7 +139,18 @@ func defaultConfig() config {
 		maxDelay:     DefaultMaxBatchDelay,
 		maxBytes:     DefaultMaxBatchBytes,
 		replayBytes:  DefaultReplayBytes,
+
+		exportTimeout: DefaultExportTimeout,
+		maxInFlight:   DefaultMaxConcurrentExports,
 	}
+}
+
+// mark records that option name was given explicitly.
+func (c *config) mark(name string) {
+	if c.set == nil {
+		c.set = make(map[string]bool)
+	}
+	c.set[name] = true
 }
 
 // newConfig applies opts to the defaults and validates the result.
@@ -184,12 +232,12 @@ func WithInsecure() ExporterOption { return optionFunc(func(c *config) { c.insec
 
 // WithAddress sets the agent's address; default DefaultAgentHost:DefaultAgentPort.
 func WithAddress(addr string) ExporterOption {
-	return optionFunc(func(c *config) { c.address = addr })
+	return optionFunc(func(c *config) { c.address = addr; c.mark("address") })
 }
 
 // WithServiceName sets the service name in the Node sent to the agent.
 func WithServiceName(serviceName string) ExporterOption {
-	return optionFunc(func(c *config) { c.serviceName = serviceName })
+	return optionFunc(func(c *config) { c.serviceName = serviceName; c.mark("serviceName") })
 }
 
 // WithReconnectionPeriod caps the delay between reconnection attempts
@@ -203,18 +251,18 @@ func WithReconnectionPeriod(rp time.Duration) ExporterOption {
 // UseCompressor sets the gRPC compressor of every stream, e.g. "gzip"
 // (import _ "google.golang.org/grpc/encoding/gzip" to register it).
 func UseCompressor(compressorName string) ExporterOption {
-	return optionFunc(func(c *config) { c.compressor = compressorName })
+	return optionFunc(func(c *config) { c.compressor = compressorName; c.mark("compressor") })
 }
 
 // WithHeaders sets metadata sent with every stream: trace, config and
 // metrics (upstream sent it on the trace stream only).
 func WithHeaders(headers map[string]string) ExporterOption {
-	return optionFunc(func(c *config) { c.headers = headers })
+	return optionFunc(func(c *config) { c.headers = headers; c.mark("headers") })
 }
 
 // WithTLSCredentials secures the connection with creds.
 func WithTLSCredentials(creds credentials.TransportCredentials) ExporterOption {
-	return optionFunc(func(c *config) { c.creds = creds })
+	return optionFunc(func(c *config) { c.creds = creds; c.mark("creds") })
 }
 
 // WithGRPCDialOption adds dial options, applied after the exporter's own so
@@ -378,5 +426,48 @@ func WithReplayBytes(n int) ExporterOption {
 			return
 		}
 		c.replayBytes = n
+	})
+}
+
+// WithProtocol selects the protocol: ProtocolOpenCensus (the default, as
+// upstream) or ProtocolOTLP, which sends the same spans and views as OTLP
+// to an OpenTelemetry Collector or backend (default address
+// localhost:4317). In OTLP mode the OTEL_EXPORTER_OTLP_* and OTEL_SERVICE_NAME
+// / OTEL_RESOURCE_ATTRIBUTES environment variables are honoured, explicit
+// options winning (README: "OTLP").
+func WithProtocol(p Protocol) ExporterOption {
+	return optionFunc(func(c *config) {
+		if p != ProtocolOpenCensus && p != ProtocolOTLP {
+			c.invalid("unknown protocol %v", p)
+			return
+		}
+		c.protocol = p
+	})
+}
+
+// WithExportTimeout bounds each OTLP Export call attempt (default
+// DefaultExportTimeout); an attempt that times out is retried.
+func WithExportTimeout(d time.Duration) ExporterOption {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.invalid("export timeout must be positive, got %v", d)
+			return
+		}
+		c.exportTimeout = d
+		c.mark("timeout")
+	})
+}
+
+// WithMaxConcurrentExports sets how many OTLP Export calls of one signal may
+// be in flight at once (default DefaultMaxConcurrentExports). More hides
+// more of the agent's latency; memory: each call holds its encoded batch
+// until answered.
+func WithMaxConcurrentExports(n int) ExporterOption {
+	return optionFunc(func(c *config) {
+		if n <= 0 || n > 256 {
+			c.invalid("max concurrent exports must be in 1..256, got %d", n)
+			return
+		}
+		c.maxInFlight = n
 	})
 }

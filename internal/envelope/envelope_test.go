@@ -1,0 +1,61 @@
+package envelope_test
+
+import (
+	"bytes"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/zerocensus/ocagent/internal/batch"
+	"github.com/zerocensus/ocagent/internal/envelope"
+	agenttracepb "github.com/zerocensus/ocagent/internal/ocproto/agent/trace/v1"
+	resourcepb "github.com/zerocensus/ocagent/internal/ocproto/resource/v1"
+	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/ring"
+)
+
+// wrap encodes spans through a batch and env, as the scheduler does.
+func wrap(t *testing.T, env envelope.Envelope, spans []*tracepb.Span) []byte {
+	t.Helper()
+	r := ring.New[*tracepb.Span](len(spans))
+	for _, s := range spans {
+		r.Push(s)
+	}
+	b := batch.New(r, func(dst *tracepb.Span, src *tracepb.Span) bool { proto.Reset(dst); proto.Merge(dst, src); return true },
+		func() *tracepb.Span { return new(tracepb.Span) }, len(spans), 1<<30, 0)
+	_, size := b.Fill()
+	out := make([]byte, env.Size(size))
+	at := env.Wrap(out, size)
+	b.Encode(out[at : at+size])
+	return out
+}
+
+// TestOpenCensusEnvelope: spans and the resource after them are exactly a
+// deterministic marshal of the request (the stream's first message carries
+// the Node apart).
+func TestOpenCensusEnvelope(t *testing.T) {
+	spans := []*tracepb.Span{
+		{TraceId: []byte{1}, SpanId: []byte{2}, Name: &tracepb.TruncatableString{Value: "a"}},
+		{TraceId: bytes.Repeat([]byte{3}, 16), SpanId: []byte{4}, Kind: tracepb.Span_CLIENT},
+	}
+	res := &resourcepb.Resource{Type: "k8s", Labels: []*resourcepb.Resource_LabelsEntry{{Key: "k", Value: "v"}}}
+	resBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := append([]byte{0x1a, byte(len(resBytes))}, resBytes...)
+	for _, c := range []struct {
+		name   string
+		suffix []byte
+		res    *resourcepb.Resource
+	}{{"with-resource", suffix, res}, {"no-resource", nil, nil}} {
+		got := wrap(t, envelope.NewOpenCensus(c.suffix), spans)
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&agenttracepb.ExportTraceServiceRequest{Spans: spans, Resource: c.res})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %x\nwant %x", c.name, got, want)
+		}
+	}
+}
