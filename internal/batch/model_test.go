@@ -192,16 +192,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 		}
 	}
 	// Drain: everything accepted comes out.
-	for range len(accepted) + 1 {
-		n, size := b.Fill()
-		if n == 0 {
-			break
-		}
-		dst := make([]byte, size)
-		b.Encode(dst)
-		got = append(got, decode(t, dst)...)
-		b.Sent()
-	}
+	got = append(got, drain(t, b)...)
 	if len(got) != len(want) {
 		t.Fatalf("delivered %d items, want %d (%v vs %v)", len(got), len(want), got, want)
 	}
@@ -211,6 +202,22 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 		}
 	}
 	check("end")
+}
+
+// drain sends batches until the batch and its ring are empty, and returns
+// the ids in the order they were encoded.
+func drain(t testing.TB, b *Batch[item, *fakeMsg]) []uint32 {
+	var got []uint32
+	for {
+		n, size := b.Fill()
+		if n == 0 {
+			return got
+		}
+		dst := make([]byte, size)
+		b.Encode(dst)
+		got = append(got, decode(t, dst)...)
+		b.Sent()
+	}
 }
 
 func sizeOf(items []item, id uint32) int {
@@ -277,18 +284,7 @@ func TestBatchCarryRegression(t *testing.T) {
 	for id := uint32(1); id <= 5; id++ {
 		r.Push(item{id: id, size: 10})
 	}
-	var got []uint32
-	for {
-		n, size := b.Fill()
-		if n == 0 {
-			break
-		}
-		dst := make([]byte, size)
-		b.Encode(dst)
-		got = append(got, decode(t, dst)...)
-		b.Sent()
-	}
-	if fmt.Sprint(got) != "[1 2 3 4 5]" {
+	if got := drain(t, b); fmt.Sprint(got) != "[1 2 3 4 5]" {
 		t.Fatalf("sent %v, want [1 2 3 4 5]", got)
 	}
 }
