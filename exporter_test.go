@@ -333,8 +333,11 @@ func TestSpansWaitWhileAgentIsDown(t *testing.T) {
 	}
 }
 
+// The ring-full tests turn the replay off: with it, batches are encoded
+// and kept while the agent is down (up to its budget), and the ring would
+// not fill.
 func TestRingFullDropsAndCounts(t *testing.T) {
-	e, err := NewExporter(WithInsecure(), WithAddress(freeAddr(t)), WithSpanRingCapacity(4), WithMaxBatchSpans(2))
+	e, err := NewExporter(WithInsecure(), WithAddress(freeAddr(t)), WithSpanRingCapacity(4), WithMaxBatchSpans(2), WithReplayBytes(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +354,7 @@ func TestRingFullDropsAndCounts(t *testing.T) {
 
 func TestRingFullBlockPolicy(t *testing.T) {
 	e, err := NewExporter(WithInsecure(), WithAddress(freeAddr(t)), WithSpanRingCapacity(2), WithMaxBatchSpans(1),
-		WithBlockWhenFull(20*time.Millisecond))
+		WithBlockWhenFull(20*time.Millisecond), WithReplayBytes(0))
 	if err != nil {
 		t.Fatal(err)
 	}

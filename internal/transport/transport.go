@@ -30,9 +30,10 @@ import (
 // its lock in grpc-go v1.85, and a concurrent subchannel change is a fatal
 // "concurrent map iteration and map write"). So when an attempt of ours
 // finds the channel in TRANSIENT_FAILURE it replaces the channel with a new
-// one, which dials at once; the old one is closed. Streams are opened
-// wait-for-ready, bounded by AttemptTimeout, so that an attempt rides on the
-// dial in progress instead of failing while the channel is connecting.
+// one, which dials at once; the old one is closed. An attempt then waits
+// while the new channel connects (gRPC queues a call on a CONNECTING
+// channel), at most AttemptTimeout, and fails as soon as the dial does: the
+// next attempt comes after the exporter's own delay.
 type Conn struct {
 	Ctx      context.Context // cancelled by the exporter's Stop; carries outgoing headers
 	CallOpts []grpc.CallOption
@@ -145,10 +146,9 @@ func (c *Conn) Watch() {
 	}
 }
 
-// Open starts a stream on method with call options made by CallOptions (the
-// streams' include wait-for-ready). The stream lives until cancel is called
-// or the connection's context ends. It waits for the channel to be ready, at
-// most AttemptTimeout.
+// Open starts a stream on method with call options made by CallOptions. The
+// stream lives until cancel is called or the connection's context ends. It
+// waits for a connecting channel at most AttemptTimeout.
 func (c *Conn) Open(method string, desc *grpc.StreamDesc, opts []grpc.CallOption) (grpc.ClientStream, context.CancelFunc, error) {
 	ctx, cancel := context.WithCancel(c.Ctx)
 	// The timeout cancels only a stream that is still being opened.

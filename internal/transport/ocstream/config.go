@@ -75,7 +75,7 @@ var configDesc = &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
 
 // once runs one Config stream and reports whether anything was received.
 func (c *ConfigStream) once() (bool, error) {
-	s, cancel, err := c.Conn.Open(ConfigMethod, configDesc, c.Conn.CallOptions(grpc.WaitForReady(true)))
+	s, cancel, err := c.Conn.Open(ConfigMethod, configDesc, c.Conn.CallOptions())
 	if err != nil {
 		return false, err
 	}

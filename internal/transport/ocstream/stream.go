@@ -87,7 +87,7 @@ type frame struct {
 // until the scheduler asks (Ready).
 func New(conn *transport.Conn, cfg Config, bufs *pool.Buffers, c *transport.Counters) *Stream {
 	s := &Stream{conn: conn, cfg: cfg, c: c, events: make(chan struct{}, 1),
-		callOpts: conn.CallOptions(grpc.WaitForReady(true), grpc.ForceCodecV2(transport.Codec{}))}
+		callOpts: conn.CallOptions(grpc.ForceCodecV2(transport.Codec{}))}
 	hb := bufs.Get(len(cfg.Header))
 	copy(*hb, cfg.Header)
 	s.header = mem.NewBuffer(hb, bufs)
