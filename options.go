@@ -410,15 +410,25 @@ func WithDropWhenFull() ExporterOption {
 	return optionFunc(func(c *config) { c.blockTimeout = 0 })
 }
 
-// WithReplayBytes sets how many bytes of recently sent batches each stream
-// keeps to send again when the stream breaks (default DefaultReplayBytes).
-// gRPC's SendMsg returns once a message is queued and the protocol has no
-// acknowledgements, so a batch sent just before the agent died may never have
-// been read; the agent can hold at most its flow-control window unread (64 KiB
-// at first, up to 16 MiB once gRPC's BDP estimation has grown it). With a
-// budget at least that large nothing is lost across an agent restart, at the
-// price of duplicates (counted in Stats.SpansResent). 0 turns the replay off:
-// at most once for batches handed to gRPC. Memory: up to n bytes per stream.
+// WithReplayBytes sets how many bytes each OpenCensus stream keeps (default
+// DefaultReplayBytes), twice over:
+//
+//   - of the batches most recently sent, to send again when the stream
+//     breaks. gRPC's SendMsg returns once a message is queued and the
+//     protocol has no acknowledgements, so a batch sent just before the agent
+//     died may never have been read; the agent can hold at most its
+//     flow-control window unread (64 KiB at first, up to 16 MiB once gRPC's
+//     BDP estimation has grown it). With a budget at least that large nothing
+//     is lost across an agent restart, at the price of duplicates (counted in
+//     Stats.SpansResent).
+//   - of batches encoded while the agent is unreachable, which go out first
+//     when it is back: an encoded span takes a few hundred bytes where a span
+//     waiting in the ring keeps its whole SpanData alive, and the ring stays
+//     free for new spans during a short outage.
+//
+// 0 turns both off: at most once for batches handed to gRPC, and only the
+// ring holds spans while the agent is down. Memory: up to 2n bytes per
+// stream. OTLP, whose calls are acknowledged, has no replay.
 func WithReplayBytes(n int) ExporterOption {
 	return optionFunc(func(c *config) {
 		if n < 0 {
