@@ -5,9 +5,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-"$root/scripts/generate.sh" "$scratch/ocproto" >/dev/null
-if ! diff -r -x '*_test.go' "$root/internal/ocproto" "$scratch/ocproto"; then
-  echo "check-generate: internal/ocproto differs from scripts/generate.sh output; run make generate and commit" >&2
-  exit 1
-fi
-echo "check-generate: internal/ocproto is reproducible"
+"$root/scripts/generate.sh" "$scratch/ocproto" "$scratch/otlpproto" >/dev/null
+for tree in ocproto otlpproto; do
+  if ! diff -r -x '*_test.go' "$root/internal/$tree" "$scratch/$tree"; then
+    echo "check-generate: internal/$tree differs from scripts/generate.sh output; run make generate and commit" >&2
+    exit 1
+  fi
+done
+echo "check-generate: internal/ocproto and internal/otlpproto are reproducible"

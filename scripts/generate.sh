@@ -13,6 +13,7 @@ PROTOC_GEN_VTPROTO=github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/internal/ocproto}
+otlp_out=${2:-$root/internal/otlpproto}
 cd "$root"
 
 if ! command -v protoc >/dev/null || [ "$(protoc --version)" != "$PROTOC_VERSION" ]; then
@@ -57,3 +58,14 @@ mkdir -p "$out"
 find "$out" -name '*.pb.go' -delete
 cp -r "$work/gen/internal/ocproto/." "$out/"
 echo "generated $(find "$out" -name '*.go' | wc -l) files into ${out#$root/}"
+
+# OTLP: the schema of go.opentelemetry.io/proto/otlp as pinned in
+# scripts/protogen/go.mod, taken from the descriptors its packages register
+# (it ships no .proto files), renamed to zerocensus.otlpproto by protogen.
+(cd scripts/protogen && go run . -out "$work/otlp" \
+  -plugin "$work/bin/protoc-gen-go=" \
+  -plugin "$work/bin/protoc-gen-go-vtproto=features=size+marshal+unmarshal+pool+equal+clone,pool=$gomod/internal/otlpproto/**")
+mkdir -p "$otlp_out"
+find "$otlp_out" -name '*.pb.go' -delete
+cp -r "$work/otlp/internal/otlpproto/." "$otlp_out/"
+echo "generated $(find "$otlp_out" -name '*.pb.go' | wc -l) files into ${otlp_out#$root/}"
