@@ -12,38 +12,10 @@
 package fastconv
 
 import (
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// validUTF8 returns s if it is valid UTF-8, and otherwise a copy with each
-// invalid byte sequence replaced by U+FFFD. protobuf-go rejects a whole
-// message when one proto3 string is not valid UTF-8, so one bad attribute would
-// otherwise lose the whole batch at the agent. Valid strings cost no allocation.
-func validUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// grow returns s with length n, reusing the elements kept in its capacity and
-// filling empty places with fresh messages from newT.
-func grow[T any](s []*T, n int, newT func() *T) []*T {
-	if cap(s) < n {
-		s = append(s[:cap(s)], make([]*T, n-cap(s))...)
-	}
-	s = s[:n]
-	for i, x := range s {
-		if x == nil {
-			s[i] = newT()
-		}
-	}
-	return s
-}
 
 // setTime writes t into *dst, reusing the Timestamp already there.
 func setTime(dst **timestamppb.Timestamp, t time.Time) {
@@ -57,14 +29,4 @@ func setTime(dst **timestamppb.Timestamp, t time.Time) {
 	// equal to upstream's result for every time after 1970.
 	ts.Seconds = t.Unix()
 	ts.Nanos = int32(t.Nanosecond())
-}
-
-func clip32(x int) int32 {
-	switch {
-	case x > 1<<31-1:
-		return 1<<31 - 1
-	case x < -1<<31:
-		return -1 << 31
-	}
-	return int32(x)
 }

@@ -5,6 +5,7 @@ import (
 	"go.opencensus.io/trace/tracestate"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/zerocensus/ocagent/internal/ocdata"
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
 	"github.com/zerocensus/ocagent/internal/pool"
 )
@@ -111,7 +112,7 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 			dst.Status = c.statuses.Get()
 		}
 		dst.Status.Code = sd.Status.Code
-		dst.Status.Message = validUTF8(sd.Status.Message)
+		dst.Status.Message = ocdata.ValidUTF8(sd.Status.Message)
 	} else if dst.Status != nil {
 		c.statuses.Put(dst.Status)
 		dst.Status = nil
@@ -155,15 +156,15 @@ func (c *SpanConverter) setTruncatable(dst **tracepb.TruncatableString, s string
 		ts = c.strs.Get()
 		*dst = ts
 	}
-	ts.Value = validUTF8(s)
+	ts.Value = ocdata.ValidUTF8(s)
 	ts.TruncatedByteCount = 0
 }
 
 func (c *SpanConverter) tracestate(dst *tracepb.Span_Tracestate, entries []tracestate.Entry) {
-	dst.Entries = grow(dst.Entries, len(entries), tracepb.Span_Tracestate_EntryFromVTPool)
+	dst.Entries = ocdata.Grow(dst.Entries, len(entries), tracepb.Span_Tracestate_EntryFromVTPool)
 	for i, e := range entries {
-		dst.Entries[i].Key = validUTF8(e.Key)
-		dst.Entries[i].Value = validUTF8(e.Value)
+		dst.Entries[i].Key = ocdata.ValidUTF8(e.Key)
+		dst.Entries[i].Value = ocdata.ValidUTF8(e.Value)
 	}
 }
 
@@ -181,8 +182,8 @@ func (c *SpanConverter) attributes(dst *tracepb.Span_Attributes, attrs map[strin
 	if dst == nil {
 		dst = c.attrs.Get()
 	}
-	dst.DroppedAttributesCount = clip32(max(dropped, 0))
-	entries := grow(dst.AttributeMap, len(attrs), tracepb.Span_Attributes_AttributeMapEntryFromVTPool)
+	dst.DroppedAttributesCount = ocdata.Clip32(max(dropped, 0))
+	entries := ocdata.Grow(dst.AttributeMap, len(attrs), tracepb.Span_Attributes_AttributeMapEntryFromVTPool)
 	i := 0
 	for k, v := range attrs {
 		e := entries[i]
@@ -195,7 +196,7 @@ func (c *SpanConverter) attributes(dst *tracepb.Span_Attributes, attrs map[strin
 			dst.DroppedAttributesCount++
 			continue
 		}
-		e.Key = validUTF8(k)
+		e.Key = ocdata.ValidUTF8(k)
 		i++
 	}
 	dst.AttributeMap = entries[:i]
@@ -218,7 +219,7 @@ func (c *SpanConverter) attributeValue(dst *tracepb.AttributeValue, v any) bool 
 		if w.StringValue == nil {
 			w.StringValue = c.strs.Get()
 		}
-		w.StringValue.Value = validUTF8(v)
+		w.StringValue.Value = ocdata.ValidUTF8(v)
 		w.StringValue.TruncatedByteCount = 0
 	case int64:
 		c.setInt(dst, v)
@@ -286,9 +287,9 @@ func (c *SpanConverter) timeEvents(dst *tracepb.Span, sd *trace.SpanData) {
 		te = c.events.Get()
 		dst.TimeEvents = te
 	}
-	te.DroppedAnnotationsCount = clip32(droppedA)
-	te.DroppedMessageEventsCount = clip32(droppedM)
-	te.TimeEvent = grow(te.TimeEvent, na+nm, tracepb.Span_TimeEventFromVTPool)
+	te.DroppedAnnotationsCount = ocdata.Clip32(droppedA)
+	te.DroppedMessageEventsCount = ocdata.Clip32(droppedM)
+	te.TimeEvent = ocdata.Grow(te.TimeEvent, na+nm, tracepb.Span_TimeEventFromVTPool)
 	for i := range na {
 		a := &sd.Annotations[i]
 		ev := te.TimeEvent[i]
@@ -307,7 +308,7 @@ func (c *SpanConverter) timeEvents(dst *tracepb.Span, sd *trace.SpanData) {
 			w.Annotation.Description = c.strs.Get()
 		}
 		w.Annotation.Description.TruncatedByteCount = 0
-		w.Annotation.Description.Value = validUTF8(a.Message)
+		w.Annotation.Description.Value = ocdata.ValidUTF8(a.Message)
 		w.Annotation.Attributes = c.attributes(w.Annotation.Attributes, a.Attributes, 0)
 	}
 	for i := range nm {
@@ -354,8 +355,8 @@ func (c *SpanConverter) links(dst *tracepb.Span, sd *trace.SpanData) {
 		ls = c.linkSets.Get()
 		dst.Links = ls
 	}
-	ls.DroppedLinksCount = clip32(max(sd.DroppedLinkCount, 0))
-	ls.Link = grow(ls.Link, len(sd.Links), tracepb.Span_LinkFromVTPool)
+	ls.DroppedLinksCount = ocdata.Clip32(max(sd.DroppedLinkCount, 0))
+	ls.Link = ocdata.Grow(ls.Link, len(sd.Links), tracepb.Span_LinkFromVTPool)
 	for i := range sd.Links {
 		l := &sd.Links[i]
 		pl := ls.Link[i]

@@ -7,53 +7,27 @@ import (
 	"strings"
 
 	"go.opencensus.io/metric/metricdata"
-	"go.opencensus.io/stats"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/tag"
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/zerocensus/ocagent/internal/ocdata"
 	metricspb "github.com/zerocensus/ocagent/internal/ocproto/metrics/v1"
 	"github.com/zerocensus/ocagent/internal/pool"
 )
 
-// Errors returned by ViewConverter.Convert. Upstream returns the first three
-// too; it converts the other cases into a metric it should not send.
-var (
-	errNilViewData    = errors.New("fastconv: expecting a non-nil view.Data")
-	errNilView        = errors.New("fastconv: expecting a non-nil view.View")
-	errNilMeasure     = errors.New("fastconv: expecting a non-nil stats.Measure")
-	errNilAggregation = errors.New("fastconv: expecting a non-nil view.Aggregation")
-	errNilMetric      = errors.New("fastconv: expecting a non-nil destination metric")
-)
-
-// maxCachedNames bounds the prefixed-name cache; past it the cache starts
-// afresh (a process exports a fixed, small set of views).
-const maxCachedNames = 4096
-
-// viewKind is what a view's rows become: the aggregation and, for sum and last
-// value, whether the measure is a float64 one.
-type viewKind uint8
-
-const (
-	kindCount viewKind = iota
-	kindSumInt
-	kindSumDouble
-	kindLastInt
-	kindLastDouble
-	kindDistribution
-)
+// errNilMetric is Convert's own error; the others come from ocdata.KindOf.
+var errNilMetric = errors.New("fastconv: expecting a non-nil destination metric")
 
 var kindType = [...]metricspb.MetricDescriptor_Type{
-	kindCount:        metricspb.MetricDescriptor_CUMULATIVE_INT64,
-	kindSumInt:       metricspb.MetricDescriptor_CUMULATIVE_INT64,
-	kindSumDouble:    metricspb.MetricDescriptor_CUMULATIVE_DOUBLE,
-	kindLastInt:      metricspb.MetricDescriptor_GAUGE_INT64,
-	kindLastDouble:   metricspb.MetricDescriptor_GAUGE_DOUBLE,
-	kindDistribution: metricspb.MetricDescriptor_CUMULATIVE_DISTRIBUTION,
+	ocdata.KindCount:        metricspb.MetricDescriptor_CUMULATIVE_INT64,
+	ocdata.KindSumInt:       metricspb.MetricDescriptor_CUMULATIVE_INT64,
+	ocdata.KindSumDouble:    metricspb.MetricDescriptor_CUMULATIVE_DOUBLE,
+	ocdata.KindLastInt:      metricspb.MetricDescriptor_GAUGE_INT64,
+	ocdata.KindLastDouble:   metricspb.MetricDescriptor_GAUGE_DOUBLE,
+	ocdata.KindDistribution: metricspb.MetricDescriptor_CUMULATIVE_DISTRIBUTION,
 }
-
-type nameKey struct{ prefix, name string }
 
 // ViewConverter converts *view.Data into *metricspb.Metric in place, reusing
 // the descriptor, label keys, time series, points, label values, distribution
@@ -73,15 +47,11 @@ type ViewConverter struct {
 	distVals  pool.FreeList[metricspb.Point_DistributionValue]
 	exemplars pool.FreeList[metricspb.DistributionValue_Exemplar]
 
-	// names caches prefix + "/" + name, so that a prefixed view name costs
-	// one allocation per view for the life of the converter.
-	names map[nameKey]string
+	names ocdata.Names
 }
 
 // NewViewConverter returns a ViewConverter.
-func NewViewConverter() *ViewConverter {
-	return &ViewConverter{names: make(map[nameKey]string)}
-}
+func NewViewConverter() *ViewConverter { return new(ViewConverter) }
 
 // Convert overwrites every field of dst with the conversion of vd, with the
 // metric name prefixed by prefix + "/" when prefix is not empty. dst may be a
@@ -113,9 +83,9 @@ func (c *ViewConverter) Convert(dst *metricspb.Metric, vd *view.Data, prefix str
 	if dst == nil {
 		return errNilMetric
 	}
-	kind, err := viewKindOf(vd)
+	kind, err := ocdata.KindOf(vd)
 	if err != nil {
-		return err
+		return fmt.Errorf("fastconv: %w", err)
 	}
 	v := vd.View
 
@@ -124,154 +94,51 @@ func (c *ViewConverter) Convert(dst *metricspb.Metric, vd *view.Data, prefix str
 		md = metricspb.MetricDescriptorFromVTPool()
 		dst.MetricDescriptor = md
 	}
-	name := v.Name
-	if name == "" {
-		name = v.Measure.Name()
-	}
-	md.Name = c.metricName(md.Name, prefix, name)
-	desc := v.Description
-	if desc == "" {
-		desc = v.Measure.Description()
-	}
-	md.Description = validUTF8(desc)
-	md.Unit = validUTF8(v.Measure.Unit())
+	md.Name = c.names.Metric(md.Name, prefix, v)
+	md.Description = ocdata.Description(v)
+	md.Unit = ocdata.ValidUTF8(v.Measure.Unit())
 	md.Type = kindType[kind]
-	md.LabelKeys = grow(md.LabelKeys, len(v.TagKeys), metricspb.LabelKeyFromVTPool)
+	md.LabelKeys = ocdata.Grow(md.LabelKeys, len(v.TagKeys), metricspb.LabelKeyFromVTPool)
 	for i, k := range v.TagKeys {
 		lk := md.LabelKeys[i]
-		lk.Key = validUTF8(k.Name())
+		lk.Key = ocdata.ValidUTF8(k.Name())
 		lk.Description = ""
 	}
 
 	startS, startN := vd.Start.Unix(), int32(vd.Start.Nanosecond())
 	endS, endN := vd.End.Unix(), int32(vd.End.Nanosecond())
 	var bounds []float64
-	if kind == kindDistribution {
+	if kind == ocdata.KindDistribution {
 		bounds = v.Aggregation.Buckets
 	}
 
-	dst.Timeseries = grow(dst.Timeseries, len(vd.Rows), metricspb.TimeSeriesFromVTPool)
+	dst.Timeseries = ocdata.Grow(dst.Timeseries, len(vd.Rows), metricspb.TimeSeriesFromVTPool)
 	for i, row := range vd.Rows {
 		ts := dst.Timeseries[i]
 		setStamp(&ts.StartTimestamp, startS, startN)
 		ts.LabelValues = labelValues(ts.LabelValues, v.TagKeys, row.Tags)
-		ts.Points = grow(ts.Points, 1, metricspb.PointFromVTPool)
+		ts.Points = ocdata.Grow(ts.Points, 1, metricspb.PointFromVTPool)
 		pt := ts.Points[0]
 		setStamp(&pt.Timestamp, endS, endN)
 		// The types were checked by viewKindOf.
 		switch kind {
-		case kindCount:
+		case ocdata.KindCount:
 			c.setInt64(pt, row.Data.(*view.CountData).Value)
-		case kindSumInt:
+		case ocdata.KindSumInt:
 			c.setInt64(pt, int64(row.Data.(*view.SumData).Value))
-		case kindSumDouble:
+		case ocdata.KindSumDouble:
 			c.setDouble(pt, row.Data.(*view.SumData).Value)
-		case kindLastInt:
+		case ocdata.KindLastInt:
 			c.setInt64(pt, int64(row.Data.(*view.LastValueData).Value))
-		case kindLastDouble:
+		case ocdata.KindLastDouble:
 			c.setDouble(pt, row.Data.(*view.LastValueData).Value)
-		case kindDistribution:
+		case ocdata.KindDistribution:
 			c.distribution(c.distributionValue(pt), row.Data.(*view.DistributionData), bounds)
 		}
 	}
 
 	dst.Resource = nil
 	return nil
-}
-
-// viewKindOf validates vd and returns what its rows convert to.
-func viewKindOf(vd *view.Data) (viewKind, error) {
-	if vd == nil {
-		return 0, errNilViewData
-	}
-	v := vd.View
-	if v == nil {
-		return 0, errNilView
-	}
-	// Only an int64 measure makes int64 sums and last values: any other
-	// measure (float64, or a user's own type) keeps its fraction as a double.
-	double := true
-	switch m := v.Measure.(type) {
-	case nil:
-		return 0, errNilMeasure
-	case *stats.Float64Measure:
-		if m == nil {
-			return 0, errNilMeasure
-		}
-	case *stats.Int64Measure:
-		if m == nil {
-			return 0, errNilMeasure
-		}
-		double = false
-	}
-	if v.Aggregation == nil {
-		return 0, errNilAggregation
-	}
-	var kind viewKind
-	switch v.Aggregation.Type {
-	case view.AggTypeCount:
-		kind = kindCount
-	case view.AggTypeSum:
-		kind = kindSumInt
-		if double {
-			kind = kindSumDouble
-		}
-	case view.AggTypeLastValue:
-		kind = kindLastInt
-		if double {
-			kind = kindLastDouble
-		}
-	case view.AggTypeDistribution:
-		kind = kindDistribution
-	default:
-		return 0, fmt.Errorf("fastconv: view %q: unsupported aggregation type %v", v.Name, v.Aggregation.Type)
-	}
-	for i, row := range vd.Rows {
-		var ok bool
-		if row != nil {
-			switch kind {
-			case kindCount:
-				d, is := row.Data.(*view.CountData)
-				ok = is && d != nil
-			case kindSumInt, kindSumDouble:
-				d, is := row.Data.(*view.SumData)
-				ok = is && d != nil
-			case kindLastInt, kindLastDouble:
-				d, is := row.Data.(*view.LastValueData)
-				ok = is && d != nil
-			case kindDistribution:
-				d, is := row.Data.(*view.DistributionData)
-				ok = is && d != nil
-			}
-		}
-		if !ok {
-			return 0, fmt.Errorf("fastconv: view %q: row %d: want %v aggregation data", v.Name, i, v.Aggregation.Type)
-		}
-	}
-	return kind, nil
-}
-
-// metricName returns validUTF8(prefix + "/" + name), or validUTF8(name) when
-// prefix is empty, without allocating when old already holds the result or the
-// converter has built it before.
-func (c *ViewConverter) metricName(old, prefix, name string) string {
-	if prefix == "" {
-		return validUTF8(name)
-	}
-	if len(old) == len(prefix)+1+len(name) && old[len(prefix)] == '/' &&
-		strings.HasPrefix(old, prefix) && strings.HasSuffix(old, name) {
-		return old
-	}
-	k := nameKey{prefix, name}
-	if s, ok := c.names[k]; ok {
-		return s
-	}
-	s := validUTF8(prefix + "/" + name)
-	if len(c.names) >= maxCachedNames {
-		clear(c.names)
-	}
-	c.names[k] = s
-	return s
 }
 
 // setStamp is setTime for a time already split into seconds and nanoseconds.
@@ -287,18 +154,18 @@ func setStamp(dst **timestamppb.Timestamp, s int64, n int32) {
 
 // labelValues returns dst filled with one value per key, in the keys' order.
 func labelValues(dst []*metricspb.LabelValue, keys []tag.Key, tags []tag.Tag) []*metricspb.LabelValue {
-	dst = grow(dst, len(keys), metricspb.LabelValueFromVTPool)
+	dst = ocdata.Grow(dst, len(keys), metricspb.LabelValueFromVTPool)
 	for i, k := range keys {
 		lv := dst[i]
 		lv.Value, lv.HasValue = "", false
 		// Rows usually hold every key in the keys' order: try that place first.
 		if i < len(tags) && tags[i].Key == k {
-			lv.Value, lv.HasValue = validUTF8(tags[i].Value), true
+			lv.Value, lv.HasValue = ocdata.ValidUTF8(tags[i].Value), true
 			continue
 		}
 		for j := range tags {
 			if tags[j].Key == k {
-				lv.Value, lv.HasValue = validUTF8(tags[j].Value), true
+				lv.Value, lv.HasValue = ocdata.ValidUTF8(tags[j].Value), true
 				break
 			}
 		}
@@ -379,7 +246,7 @@ func (c *ViewConverter) distribution(dv *metricspb.DistributionValue, d *view.Di
 	// must not write into the view's aggregation.
 	ex.Explicit.Bounds = append(ex.Explicit.Bounds[:0], bounds...)
 
-	dv.Buckets = grow(dv.Buckets, len(d.CountPerBucket), metricspb.DistributionValue_BucketFromVTPool)
+	dv.Buckets = ocdata.Grow(dv.Buckets, len(d.CountPerBucket), metricspb.DistributionValue_BucketFromVTPool)
 	for i, n := range d.CountPerBucket {
 		b := dv.Buckets[i]
 		b.Count = n
@@ -404,20 +271,20 @@ func (c *ViewConverter) distribution(dv *metricspb.DistributionValue, d *view.Di
 func exemplar(dst *metricspb.DistributionValue_Exemplar, e *metricdata.Exemplar) {
 	dst.Value = e.Value
 	setTime(&dst.Timestamp, e.Timestamp)
-	dst.Attachments = grow(dst.Attachments, len(e.Attachments), metricspb.DistributionValue_Exemplar_AttachmentsEntryFromVTPool)
+	dst.Attachments = ocdata.Grow(dst.Attachments, len(e.Attachments), metricspb.DistributionValue_Exemplar_AttachmentsEntryFromVTPool)
 	i := 0
 	for k, v := range e.Attachments {
 		a := dst.Attachments[i]
-		a.Key = validUTF8(k)
+		a.Key = ocdata.ValidUTF8(k)
 		switch v := v.(type) {
 		case string:
-			a.Value = validUTF8(v)
+			a.Value = ocdata.ValidUTF8(v)
 		case trace.SpanContext:
 			// OpenCensus's own attachment ("SpanContext"): the ids in hex,
 			// which a reader can parse, rather than a Go struct dump.
 			a.Value = v.TraceID.String() + "/" + v.SpanID.String()
 		default:
-			a.Value = validUTF8(fmt.Sprint(v))
+			a.Value = ocdata.ValidUTF8(fmt.Sprint(v))
 		}
 		i++
 	}

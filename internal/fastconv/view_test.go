@@ -3,7 +3,6 @@ package fastconv
 import (
 	"bytes"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -642,28 +641,5 @@ func TestConvertViewAllocs(t *testing.T) {
 				t.Fatal("steady-state dst differs from a fresh conversion")
 			}
 		})
-	}
-}
-
-func TestConvertViewNameCache(t *testing.T) {
-	c := NewViewConverter()
-	for i := range maxCachedNames + 10 {
-		got := c.metricName("", "p", fmt.Sprint("n", i))
-		if want := fmt.Sprint("p/n", i); got != want {
-			t.Fatalf("got %q want %q", got, want)
-		}
-	}
-	if len(c.names) > maxCachedNames {
-		t.Fatalf("cache holds %d names, more than %d", len(c.names), maxCachedNames)
-	}
-	// A name that only looks like the old one is rebuilt.
-	if got := c.metricName("p/xy", "p/x", "y"); got != "p/x/y" {
-		t.Fatalf("got %q", got)
-	}
-	if got := c.metricName("ab/c", "a", "b/c"); got != "a/b/c" {
-		t.Fatalf("got %q", got)
-	}
-	if got := c.metricName(strings.Repeat("x", 3), "", "n"); got != "n" {
-		t.Fatalf("got %q", got)
 	}
 }

@@ -1,0 +1,194 @@
+// Package ocdata holds what both converters (fastconv for the OpenCensus
+// protocol, otlpconv for OTLP) need to know about OpenCensus data: how a view
+// is validated and what its rows become, the prefixed metric names, and the
+// reuse helpers both use to fill generated messages in place.
+package ocdata
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"go.opencensus.io/stats"
+	"go.opencensus.io/stats/view"
+)
+
+// ValidUTF8 returns s if it is valid UTF-8, and otherwise a copy with each
+// invalid byte sequence replaced by U+FFFD. protobuf-go rejects a whole
+// message when one proto3 string is not valid UTF-8, so one bad attribute
+// would otherwise lose the whole batch at the agent. Valid strings cost no
+// allocation.
+func ValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// Grow returns s with length n, reusing the elements kept in its capacity and
+// filling empty places with fresh messages from newT.
+func Grow[T any](s []*T, n int, newT func() *T) []*T {
+	if cap(s) < n {
+		s = append(s[:cap(s)], make([]*T, n-cap(s))...)
+	}
+	s = s[:n]
+	for i, x := range s {
+		if x == nil {
+			s[i] = newT()
+		}
+	}
+	return s
+}
+
+// Clip32 saturates x to the int32 range.
+func Clip32(x int) int32 {
+	switch {
+	case x > 1<<31-1:
+		return 1<<31 - 1
+	case x < -1<<31:
+		return -1 << 31
+	}
+	return int32(x)
+}
+
+// Errors of KindOf.
+var (
+	ErrNilViewData    = errors.New("expecting a non-nil view.Data")
+	ErrNilView        = errors.New("expecting a non-nil view.View")
+	ErrNilMeasure     = errors.New("expecting a non-nil stats.Measure")
+	ErrNilAggregation = errors.New("expecting a non-nil view.Aggregation")
+)
+
+// ViewKind is what a view's rows become: the aggregation and, for sum and
+// last value, whether the measure is a float64 one.
+type ViewKind uint8
+
+// The kinds of views.
+const (
+	KindCount ViewKind = iota
+	KindSumInt
+	KindSumDouble
+	KindLastInt
+	KindLastDouble
+	KindDistribution
+)
+
+// KindOf validates vd completely (view, measure, aggregation, and every row's
+// data against the aggregation) and returns what its rows convert to.
+func KindOf(vd *view.Data) (ViewKind, error) {
+	if vd == nil {
+		return 0, ErrNilViewData
+	}
+	v := vd.View
+	if v == nil {
+		return 0, ErrNilView
+	}
+	// Only an int64 measure makes int64 sums and last values: any other
+	// measure (float64, or a user's own type) keeps its fraction as a double.
+	double := true
+	switch m := v.Measure.(type) {
+	case nil:
+		return 0, ErrNilMeasure
+	case *stats.Float64Measure:
+		if m == nil {
+			return 0, ErrNilMeasure
+		}
+	case *stats.Int64Measure:
+		if m == nil {
+			return 0, ErrNilMeasure
+		}
+		double = false
+	}
+	if v.Aggregation == nil {
+		return 0, ErrNilAggregation
+	}
+	var kind ViewKind
+	switch v.Aggregation.Type {
+	case view.AggTypeCount:
+		kind = KindCount
+	case view.AggTypeSum:
+		kind = KindSumInt
+		if double {
+			kind = KindSumDouble
+		}
+	case view.AggTypeLastValue:
+		kind = KindLastInt
+		if double {
+			kind = KindLastDouble
+		}
+	case view.AggTypeDistribution:
+		kind = KindDistribution
+	default:
+		return 0, fmt.Errorf("view %q: unsupported aggregation type %v", v.Name, v.Aggregation.Type)
+	}
+	for i, row := range vd.Rows {
+		var ok bool
+		if row != nil {
+			switch kind {
+			case KindCount:
+				d, is := row.Data.(*view.CountData)
+				ok = is && d != nil
+			case KindSumInt, KindSumDouble:
+				d, is := row.Data.(*view.SumData)
+				ok = is && d != nil
+			case KindLastInt, KindLastDouble:
+				d, is := row.Data.(*view.LastValueData)
+				ok = is && d != nil
+			case KindDistribution:
+				d, is := row.Data.(*view.DistributionData)
+				ok = is && d != nil
+			}
+		}
+		if !ok {
+			return 0, fmt.Errorf("view %q: row %d: want %v aggregation data", v.Name, i, v.Aggregation.Type)
+		}
+	}
+	return kind, nil
+}
+
+// maxCachedNames bounds the prefixed-name cache; past it the cache starts
+// afresh (a process exports a fixed, small set of views).
+const maxCachedNames = 4096
+
+type nameKey struct{ prefix, name string }
+
+// Names builds metric names: the view's name (or its measure's), prefixed
+// by prefix + "/" when there is a prefix, caching the prefixed strings so
+// that a prefixed view name costs one allocation per view for the life of
+// the cache. It belongs to one goroutine.
+type Names struct{ m map[nameKey]string }
+
+// Metric returns the metric name of v with prefix, valid UTF-8, without
+// allocating when old already holds it or the cache has built it before.
+func (n *Names) Metric(old, prefix string, v *view.View) string {
+	name := v.Name
+	if name == "" {
+		name = v.Measure.Name()
+	}
+	if prefix == "" {
+		return ValidUTF8(name)
+	}
+	if len(old) == len(prefix)+1+len(name) && old[len(prefix)] == '/' &&
+		strings.HasPrefix(old, prefix) && strings.HasSuffix(old, name) {
+		return old
+	}
+	k := nameKey{prefix, name}
+	if s, ok := n.m[k]; ok {
+		return s
+	}
+	s := ValidUTF8(prefix + "/" + name)
+	if n.m == nil || len(n.m) >= maxCachedNames {
+		n.m = make(map[nameKey]string)
+	}
+	n.m[k] = s
+	return s
+}
+
+// Description is the view's description, or its measure's.
+func Description(v *view.View) string {
+	if v.Description != "" {
+		return ValidUTF8(v.Description)
+	}
+	return ValidUTF8(v.Measure.Description())
+}
