@@ -1,0 +1,112 @@
+// Package otlpconv converts OpenCensus data into this module's generated
+// OTLP messages without allocating in steady state: spans (SpanConverter),
+// views (ViewConverter), the resource of a request (Resource), and
+// caller-built OpenCensus requests (TraceRequest, MetricsRequest).
+//
+// The mapping is exactly what the OpenTelemetry Collector v0.133.0's
+// opencensusreceiver produced from this exporter's OpenCensus output (its
+// translator, pkg/translator/opencensus), so that a user moving from
+// ocagent -> Collector(OpenCensus receiver) to OTLP sees the same data. Where
+// OTLP has a field for something that translation dropped, it is carried and
+// listed on the converter (README: "OTLP mapping").
+//
+// Like fastconv, a converter fills a destination message in place, reusing
+// every child, slice element and oneof wrapper already there and keeping
+// what the new value does not need in its free lists. A converter and the
+// messages it fills belong to one goroutine (the pipeline's scheduler).
+package otlpconv
+
+import (
+	"time"
+
+	commonpb "github.com/zerocensus/ocagent/internal/otlpproto/common/v1"
+	"github.com/zerocensus/ocagent/internal/pool"
+)
+
+// unixNano is the translator's timestamp: t.UnixNano() as a fixed64 (its
+// pcommon.NewTimestampFromTime), including its wrap-around outside
+// 1678..2262.
+func unixNano(t time.Time) uint64 { return uint64(t.UnixNano()) }
+
+// values holds the spare oneof wrappers of attribute values.
+type values struct {
+	strs  pool.FreeList[commonpb.AnyValue_StringValue]
+	ints  pool.FreeList[commonpb.AnyValue_IntValue]
+	bools pool.FreeList[commonpb.AnyValue_BoolValue]
+	dbls  pool.FreeList[commonpb.AnyValue_DoubleValue]
+}
+
+// kv returns the value of kv, creating it if needed.
+func value(kv *commonpb.KeyValue) *commonpb.AnyValue {
+	if kv.Value == nil {
+		kv.Value = commonpb.AnyValueFromVTPool()
+	}
+	return kv.Value
+}
+
+func (p *values) release(v *commonpb.AnyValue) {
+	switch w := v.Value.(type) {
+	case *commonpb.AnyValue_StringValue:
+		p.strs.Put(w)
+	case *commonpb.AnyValue_IntValue:
+		p.ints.Put(w)
+	case *commonpb.AnyValue_BoolValue:
+		p.bools.Put(w)
+	case *commonpb.AnyValue_DoubleValue:
+		p.dbls.Put(w)
+	default:
+		if w != nil {
+			v.ReturnToVTPool() // a kind this package never makes
+			return
+		}
+	}
+	v.Value = nil
+}
+
+func (p *values) setStr(kv *commonpb.KeyValue, key, s string) {
+	kv.Key = key
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_StringValue)
+	if !ok {
+		p.release(v)
+		w = p.strs.Get()
+		v.Value = w
+	}
+	w.StringValue = s
+}
+
+func (p *values) setInt(kv *commonpb.KeyValue, key string, i int64) {
+	kv.Key = key
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_IntValue)
+	if !ok {
+		p.release(v)
+		w = p.ints.Get()
+		v.Value = w
+	}
+	w.IntValue = i
+}
+
+func (p *values) setBool(kv *commonpb.KeyValue, key string, b bool) {
+	kv.Key = key
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_BoolValue)
+	if !ok {
+		p.release(v)
+		w = p.bools.Get()
+		v.Value = w
+	}
+	w.BoolValue = b
+}
+
+func (p *values) setDouble(kv *commonpb.KeyValue, key string, d float64) {
+	kv.Key = key
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_DoubleValue)
+	if !ok {
+		p.release(v)
+		w = p.dbls.Get()
+		v.Value = w
+	}
+	w.DoubleValue = d
+}

@@ -1,0 +1,358 @@
+package otlpconv
+
+import (
+	"strconv"
+	"strings"
+
+	"go.opencensus.io/trace"
+	"go.opencensus.io/trace/tracestate"
+
+	"github.com/zerocensus/ocagent/internal/fastconv"
+	"github.com/zerocensus/ocagent/internal/ocdata"
+	commonpb "github.com/zerocensus/ocagent/internal/otlpproto/common/v1"
+	tracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/pool"
+)
+
+// Attribute keys of the translation.
+const (
+	keySameProcess    = "opencensus.same_process_as_parent_span"
+	keyLinkType       = "opencensus.link.type"
+	keySpanKind       = "span.kind"        // OpenTracing's kind, read when the OpenCensus kind is unspecified
+	keyOtelStatusCode = "otel.status_code" // overrides the status code when a status is set
+	keyMessageType    = "message.type"
+	keyMessageID      = "messaging.message_id"
+	keyUncompressed   = "messaging.message_payload_size_bytes"
+	keyCompressed     = "messaging.message_payload_compressed_size_bytes"
+	messageEventName  = "message"
+)
+
+// Span flags (OTLP trace.proto SpanFlags): bits 0-7 are the W3C trace flags;
+// bit 8 says whether the parent's is_remote is known, bit 9 is it.
+const (
+	flagHasIsRemote = 0x100
+	flagIsRemote    = 0x200
+)
+
+// SpanConverter converts *trace.SpanData into OTLP *tracepb.Span in place.
+// The zero value is not usable; call NewSpanConverter.
+type SpanConverter struct {
+	maxAnnotations, maxMessageEvents int
+	v                                values
+	statuses                         pool.FreeList[tracepb.Status]
+
+	// The last trace state seen and its string: spans of a trace share one
+	// *tracestate.Tracestate (immutable), so this builds each one once.
+	lastTS  *tracestate.Tracestate
+	lastStr string
+	sb      strings.Builder
+}
+
+// NewSpanConverter returns a converter that keeps at most maxAnnotations
+// annotations and maxMessageEvents message events per span (values <= 0
+// select the defaults 32 and 128, as upstream), counting the rest as dropped
+// events.
+func NewSpanConverter(maxAnnotations, maxMessageEvents int) *SpanConverter {
+	if maxAnnotations <= 0 {
+		maxAnnotations = fastconv.DefaultAnnotationEventsPerSpan
+	}
+	if maxMessageEvents <= 0 {
+		maxMessageEvents = fastconv.DefaultMessageEventsPerSpan
+	}
+	return &SpanConverter{maxAnnotations: maxAnnotations, maxMessageEvents: maxMessageEvents}
+}
+
+// Convert overwrites every field of dst with the conversion of sd. dst may be
+// a message previously filled by Convert; fields sd does not set are cleared.
+//
+// The span is what the Collector v0.133.0 made of this exporter's OpenCensus
+// span (fastconv's), with these additions, which OTLP has fields for:
+//   - flags: the W3C trace flags (sampled), and for a span with a parent,
+//     whether that parent is remote (OpenCensus's HasRemoteParent; the
+//     translation kept only the opencensus.same_process_as_parent_span
+//     attribute, which is still sent);
+//   - a link's type (child or parent linked span) as the attribute
+//     opencensus.link.type (OTLP links have no type field).
+//
+// OpenCensus's child span count has no OTLP field and is not sent (the
+// translation dropped it too).
+func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
+	dst.TraceId = traceID(dst.TraceId, sd.TraceID)
+	dst.SpanId = spanID(dst.SpanId, sd.SpanID)
+	hasParent := sd.ParentSpanID != trace.SpanID{}
+	dst.Flags = uint32(sd.TraceOptions) & 0xff
+	if hasParent {
+		dst.ParentSpanId = append(dst.ParentSpanId[:0], sd.ParentSpanID[:]...)
+		dst.Flags |= flagHasIsRemote
+		if sd.HasRemoteParent {
+			dst.Flags |= flagIsRemote
+		}
+	} else {
+		dst.ParentSpanId = dst.ParentSpanId[:0]
+	}
+	dst.TraceState = c.traceState(sd.Tracestate)
+	dst.Name = ocdata.ValidUTF8(sd.Name)
+	dst.StartTimeUnixNano = unixNano(sd.StartTime)
+	dst.EndTimeUnixNano = unixNano(sd.EndTime)
+
+	// The OpenCensus span's status exists only when it says something
+	// (fastconv); the translation then maps OK to unset and every other
+	// code to error, unless an otel.status_code attribute overrides it.
+	hasStatus := sd.Status.Code != 0 || sd.Status.Message != ""
+	kind := tracepb.Span_SPAN_KIND_UNSPECIFIED
+	switch sd.SpanKind {
+	case trace.SpanKindServer:
+		kind = tracepb.Span_SPAN_KIND_SERVER
+	case trace.SpanKindClient:
+		kind = tracepb.Span_SPAN_KIND_CLIENT
+	}
+	attrs, dropped, special := c.spanAttributes(dst.Attributes, sd, kind == tracepb.Span_SPAN_KIND_UNSPECIFIED, hasStatus, hasParent)
+	dst.Attributes = attrs
+	dst.DroppedAttributesCount = dropped
+	if special.kind != tracepb.Span_SPAN_KIND_UNSPECIFIED {
+		kind = special.kind
+	}
+	dst.Kind = kind
+
+	if hasStatus {
+		if dst.Status == nil {
+			dst.Status = c.statuses.Get()
+		}
+		code := tracepb.Status_STATUS_CODE_UNSET
+		if sd.Status.Code != 0 {
+			code = tracepb.Status_STATUS_CODE_ERROR
+		}
+		if special.hasCode {
+			code = tracepb.Status_StatusCode(special.code)
+		}
+		dst.Status.Code = code
+		dst.Status.Message = ocdata.ValidUTF8(sd.Status.Message)
+	} else if dst.Status != nil {
+		c.statuses.Put(dst.Status)
+		dst.Status = nil
+	}
+
+	c.events(dst, sd)
+	c.links(dst, sd)
+}
+
+// traceID and spanID write an id, or nothing for the all-zero (invalid) id:
+// the Collector's pdata leaves an empty id out of what it sends.
+func traceID(dst []byte, id trace.TraceID) []byte {
+	if id == (trace.TraceID{}) {
+		return dst[:0]
+	}
+	return append(dst[:0], id[:]...)
+}
+
+func spanID(dst []byte, id trace.SpanID) []byte {
+	if id == (trace.SpanID{}) {
+		return dst[:0]
+	}
+	return append(dst[:0], id[:]...)
+}
+
+// traceState is the W3C form "k=v,k2=v2" of ts, built once per Tracestate.
+func (c *SpanConverter) traceState(ts *tracestate.Tracestate) string {
+	if ts == nil {
+		return ""
+	}
+	if ts == c.lastTS {
+		return c.lastStr
+	}
+	c.sb.Reset()
+	for i, e := range ts.Entries() {
+		if i > 0 {
+			c.sb.WriteByte(',')
+		}
+		c.sb.WriteString(ocdata.ValidUTF8(e.Key))
+		c.sb.WriteByte('=')
+		c.sb.WriteString(ocdata.ValidUTF8(e.Value))
+	}
+	c.lastTS, c.lastStr = ts, c.sb.String()
+	c.sb = strings.Builder{} // the string now owns the builder's bytes
+	return c.lastStr
+}
+
+// specials are the attributes the translation turns into span fields.
+type specials struct {
+	kind    tracepb.Span_SpanKind // from span.kind (consumer, producer, internal)
+	hasCode bool
+	code    int64 // from otel.status_code
+}
+
+// spanAttributes fills dst with the span's attributes (and the same-process
+// attribute last), returning the dropped count: OpenCensus's own plus the
+// values of a type the protocol cannot carry.
+func (c *SpanConverter) spanAttributes(dst []*commonpb.KeyValue, sd *trace.SpanData, kindUnset, hasStatus, hasParent bool) ([]*commonpb.KeyValue, uint32, specials) {
+	var sp specials
+	n := len(sd.Attributes)
+	if hasParent {
+		n++
+	}
+	dst = ocdata.Grow(dst, n, commonpb.KeyValueFromVTPool)
+	i, dropped := 0, ocdata.Clip32(max(sd.DroppedAttributeCount, 0))
+	for k, v := range sd.Attributes {
+		k = ocdata.ValidUTF8(k)
+		switch {
+		case kindUnset && k == keySpanKind:
+			if s, ok := v.(string); ok {
+				switch s {
+				case "consumer":
+					sp.kind = tracepb.Span_SPAN_KIND_CONSUMER
+					continue
+				case "producer":
+					sp.kind = tracepb.Span_SPAN_KIND_PRODUCER
+					continue
+				case "internal":
+					sp.kind = tracepb.Span_SPAN_KIND_INTERNAL
+					continue
+				}
+			}
+		case hasStatus && k == keyOtelStatusCode:
+			if ok := supported(v); ok {
+				sp.hasCode = true
+				sp.code = intOf(v) // what AttributeValue.GetIntValue gives
+				continue
+			}
+		}
+		if !c.v.set(dst[i], k, v) {
+			dropped++
+			continue
+		}
+		i++
+	}
+	if hasParent {
+		c.v.setBool(dst[i], keySameProcess, !sd.HasRemoteParent)
+		i++
+	}
+	return dst[:i], uint32(dropped), sp
+}
+
+// supported reports whether v is a value OpenCensus's protocol carries.
+func supported(v any) bool {
+	switch v.(type) {
+	case string, int64, int, bool, float64:
+		return true
+	}
+	return false
+}
+
+func intOf(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	}
+	return 0
+}
+
+// set stores an OpenCensus attribute value; false for a type the protocol
+// cannot carry (counted as dropped, as fastconv does).
+func (p *values) set(kv *commonpb.KeyValue, key string, v any) bool {
+	switch v := v.(type) {
+	case string:
+		p.setStr(kv, key, ocdata.ValidUTF8(v))
+	case int64:
+		p.setInt(kv, key, v)
+	case int:
+		p.setInt(kv, key, int64(v))
+	case bool:
+		p.setBool(kv, key, v)
+	case float64:
+		p.setDouble(kv, key, v)
+	default:
+		return false
+	}
+	return true
+}
+
+// attributes fills dst with attrs; it returns the unsupported ones as dropped.
+func (p *values) attributes(dst []*commonpb.KeyValue, attrs map[string]any) ([]*commonpb.KeyValue, uint32) {
+	dst = ocdata.Grow(dst, len(attrs), commonpb.KeyValueFromVTPool)
+	i, dropped := 0, uint32(0)
+	for k, v := range attrs {
+		if !p.set(dst[i], ocdata.ValidUTF8(k), v) {
+			dropped++
+			continue
+		}
+		i++
+	}
+	return dst[:i], dropped
+}
+
+func (c *SpanConverter) events(dst *tracepb.Span, sd *trace.SpanData) {
+	na, nm := min(len(sd.Annotations), c.maxAnnotations), min(len(sd.MessageEvents), c.maxMessageEvents)
+	droppedA := len(sd.Annotations) - na + max(sd.DroppedAnnotationCount, 0)
+	droppedM := len(sd.MessageEvents) - nm + max(sd.DroppedMessageEventCount, 0)
+	// The translation adds the two int32 counts of the OpenCensus span.
+	dst.DroppedEventsCount = uint32(ocdata.Clip32(droppedA) + ocdata.Clip32(droppedM))
+	dst.Events = ocdata.Grow(dst.Events, na+nm, tracepb.Span_EventFromVTPool)
+	for i := range na {
+		a := &sd.Annotations[i]
+		ev := dst.Events[i]
+		ev.TimeUnixNano = unixNano(a.Time)
+		ev.Name = ocdata.ValidUTF8(a.Message)
+		ev.Attributes, ev.DroppedAttributesCount = c.v.attributes(ev.Attributes, a.Attributes)
+	}
+	for i := range nm {
+		m := &sd.MessageEvents[i]
+		ev := dst.Events[na+i]
+		ev.TimeUnixNano = unixNano(m.Time)
+		ev.Name = messageEventName
+		ev.DroppedAttributesCount = 0
+		ev.Attributes = ocdata.Grow(ev.Attributes, 4, commonpb.KeyValueFromVTPool)
+		c.v.setStr(ev.Attributes[0], keyMessageType, messageType(m.EventType))
+		// OpenCensus's ids and sizes are int64; the protocol's uint64; the
+		// translation's int64 again: the same value every way.
+		c.v.setInt(ev.Attributes[1], keyMessageID, m.MessageID)
+		c.v.setInt(ev.Attributes[2], keyUncompressed, m.UncompressedByteSize)
+		c.v.setInt(ev.Attributes[3], keyCompressed, m.CompressedByteSize)
+	}
+}
+
+// messageType is the OpenCensus protocol's enum name of t.
+func messageType(t trace.MessageEventType) string {
+	switch t {
+	case 0:
+		return "TYPE_UNSPECIFIED"
+	case trace.MessageEventTypeSent:
+		return "SENT"
+	case trace.MessageEventTypeRecv:
+		return "RECEIVED"
+	}
+	return strconv.Itoa(int(t)) // protobuf's name of an unknown enum value
+}
+
+func (c *SpanConverter) links(dst *tracepb.Span, sd *trace.SpanData) {
+	dst.DroppedLinksCount = uint32(ocdata.Clip32(max(sd.DroppedLinkCount, 0)))
+	dst.Links = ocdata.Grow(dst.Links, len(sd.Links), tracepb.Span_LinkFromVTPool)
+	for i := range sd.Links {
+		l := &sd.Links[i]
+		pl := dst.Links[i]
+		pl.TraceId = traceID(pl.TraceId, l.TraceID)
+		pl.SpanId = spanID(pl.SpanId, l.SpanID)
+		pl.TraceState = ""
+		pl.Flags = 0
+		n := len(l.Attributes)
+		typ := ""
+		switch l.Type {
+		case trace.LinkTypeChild:
+			typ = "CHILD_LINKED_SPAN"
+		case trace.LinkTypeParent:
+			typ = "PARENT_LINKED_SPAN"
+		}
+		if typ != "" {
+			n++
+		}
+		pl.Attributes = ocdata.Grow(pl.Attributes, n, commonpb.KeyValueFromVTPool)
+		var kept []*commonpb.KeyValue
+		kept, pl.DroppedAttributesCount = c.v.attributes(pl.Attributes, l.Attributes)
+		if typ != "" {
+			kept = pl.Attributes[:len(kept)+1]
+			c.v.setStr(kept[len(kept)-1], keyLinkType, typ)
+		}
+		pl.Attributes = kept
+	}
+}
