@@ -67,7 +67,7 @@ func View(agg string, n int, exemplars bool) *view.Data {
 					dd.ExemplarsPerBucket[j] = &metricdata.Exemplar{Value: float64(j), Timestamp: ViewEnd,
 						Attachments: metricdata.Attachments{
 							metricdata.AttachmentKeySpanContext: trace.SpanContext{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5}},
-							"user": "u42",
+							"user":                              "u42",
 						}}
 				}
 			}
