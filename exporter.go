@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,6 @@ import (
 	tracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/zerocensus/ocagent/internal/pipeline"
@@ -64,7 +62,8 @@ type Exporter struct {
 	bufs   *pool.Buffers
 	spans  *signal[*trace.SpanData]
 	views  *signal[*view.Data]
-	conn   *transport.Conn
+	eps    [2]*endpoint // spans, views
+	conns  []*transport.Conn
 	cancel context.CancelFunc
 	config atomic.Pointer[ocstream.ConfigStream]
 	wg     sync.WaitGroup
@@ -100,10 +99,16 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 	if e.resource, err = detectResource(cfg.detector); err != nil {
 		return nil, err
 	}
-	e.proto, err = newOpenCensus(e)
+	switch cfg.protocol {
+	case ProtocolOTLP:
+		e.proto, err = newOTLP(e, os.Getenv)
+	default:
+		e.proto, err = newOpenCensus(e)
+	}
 	if err != nil {
 		return nil, err
 	}
+	e.eps = e.proto.endpoints(e)
 	e.spans = e.proto.spans(e)
 	e.views = e.proto.views(e)
 	return e, nil
@@ -130,40 +135,54 @@ func (e *Exporter) Start() error {
 	if e.state.Load() != stateUnstarted {
 		return errAlreadyStarted
 	}
-	var dialOpts []grpc.DialOption
-	switch {
-	case e.cfg.creds != nil:
-		dialOpts = append(dialOpts, grpc.WithTransportCredentials(e.cfg.creds))
-	case e.cfg.insecure:
-		dialOpts = append(dialOpts, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	}
-	dialOpts = append(dialOpts, e.cfg.dialOptions...)
 	ctx, cancel := context.WithCancel(context.Background())
-	if len(e.cfg.headers) > 0 {
-		ctx = metadata.NewOutgoingContext(ctx, metadata.New(e.cfg.headers))
+	conns := make(map[*endpoint]*transport.Conn, 2)
+	dial := func(ep *endpoint) (*transport.Conn, error) {
+		for other, c := range conns {
+			if other.same(ep) {
+				return c, nil
+			}
+		}
+		c, err := ep.dial(ctx, e.cfg)
+		if err != nil {
+			return nil, err
+		}
+		conns[ep] = c
+		e.conns = append(e.conns, c)
+		return c, nil
 	}
-	var callOpts []grpc.CallOption
-	if e.cfg.compressor != "" {
-		callOpts = append(callOpts, grpc.UseCompressor(e.cfg.compressor))
+	spanConn, err := dial(e.eps[0])
+	if err == nil {
+		var viewConn *transport.Conn
+		if viewConn, err = dial(e.eps[1]); err == nil {
+			e.cancel = cancel
+			e.state.Store(stateRunning)
+			ready := make(chan struct{}, 2)
+			e.spans.Start(ctx, e.proto.spanTransport(e, spanConn), ready)
+			e.views.Start(ctx, e.proto.viewTransport(e, viewConn), ready)
+			if cs := e.proto.configStream(e, spanConn); cs != nil {
+				e.config.Store(cs)
+				e.wg.Add(1)
+				go func() { defer e.wg.Done(); cs.Run() }()
+			}
+			for _, c := range e.conns {
+				e.wg.Add(1)
+				go func() { defer e.wg.Done(); c.Watch() }()
+			}
+			return waitReady(ready)
+		}
 	}
-	conn, err := transport.Dial(ctx, e.proto.address(e), e.cfg.reconnectionPeriod, attemptTimeout, callOpts, dialOpts...)
-	if err != nil {
-		cancel()
-		return fmt.Errorf("ocagent: %w (use WithInsecure or WithTLSCredentials)", err)
+	cancel()
+	for _, c := range e.conns {
+		_ = c.Close()
 	}
-	e.conn, e.cancel = conn, cancel
+	e.conns = nil
+	return fmt.Errorf("ocagent: %w (use WithInsecure or WithTLSCredentials)", err)
+}
 
-	e.state.Store(stateRunning)
-	ready := make(chan struct{}, 2)
-	e.spans.Start(ctx, e.proto.spanTransport(e, conn), ready)
-	e.views.Start(ctx, e.proto.viewTransport(e, conn), ready)
-	if cs := e.proto.configStream(e, conn); cs != nil {
-		e.config.Store(cs)
-		e.wg.Add(1)
-		go func() { defer e.wg.Done(); cs.Run() }()
-	}
-	e.wg.Add(1)
-	go func() { defer e.wg.Done(); conn.Watch() }()
+// waitReady waits for both writers' first connection attempts, at most
+// startConnectWait.
+func waitReady(ready <-chan struct{}) error {
 	wait := time.NewTimer(startConnectWait)
 	defer wait.Stop()
 	for range 2 {
@@ -216,7 +235,11 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 	e.spans.Wait()
 	e.views.Wait()
 	e.wg.Wait()
-	return e.conn.Close()
+	var err error
+	for _, c := range e.conns {
+		err = errors.Join(err, c.Close())
+	}
+	return err
 }
 
 // Flush sends everything queued and returns when it has been handed to the

@@ -54,6 +54,11 @@ const (
 	// bundler threshold). Memory: the batch's span messages are kept and
 	// reused, about the size of the encoded spans (a few hundred bytes each).
 	DefaultMaxBatchSpans = 300
+	// DefaultMaxBatchSpansOTLP is the same with WithProtocol(ProtocolOTLP):
+	// the OpenTelemetry SDK's batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE).
+	// An OTLP call costs gRPC about 78 allocations (a stream per call, the
+	// response's headers and trailers), spread here over 512 spans.
+	DefaultMaxBatchSpansOTLP = 512
 	// DefaultMaxBatchDelay is the longest a span waits before it is sent
 	// (upstream's bundler delay).
 	DefaultMaxBatchDelay = 2 * time.Second
@@ -163,6 +168,9 @@ func newConfig(opts []ExporterOption) (config, error) {
 	}
 	if len(cfg.errs) > 0 {
 		return cfg, errors.Join(cfg.errs...)
+	}
+	if cfg.protocol == ProtocolOTLP && !cfg.set["maxBatch"] {
+		cfg.maxBatch = DefaultMaxBatchSpansOTLP
 	}
 	if cfg.maxBatch > cfg.ringCapacity {
 		return cfg, fmt.Errorf("ocagent: max batch spans (%d) exceeds the span ring capacity (%d)", cfg.maxBatch, cfg.ringCapacity)
@@ -339,7 +347,7 @@ func WithSpanRingCapacity(n int) ExporterOption {
 }
 
 // WithMaxBatchSpans sets the most spans per message (default
-// DefaultMaxBatchSpans). Larger batches spread gRPC's per-message cost over
+// DefaultMaxBatchSpans, DefaultMaxBatchSpansOTLP with OTLP). Larger batches spread gRPC's per-message cost over
 // more spans; memory: the span messages of one batch are kept for reuse.
 func WithMaxBatchSpans(n int) ExporterOption {
 	return optionFunc(func(c *config) {
@@ -348,6 +356,7 @@ func WithMaxBatchSpans(n int) ExporterOption {
 			return
 		}
 		c.maxBatch = n
+		c.mark("maxBatch")
 	})
 }
 

@@ -15,7 +15,8 @@ import (
 // and the translation of caller-built requests. Everything else (rings,
 // batches, schedulers, pools, Stats, Flush, Stop) is one implementation.
 type protocol interface {
-	address(e *Exporter) string
+	// endpoints are where spans and views go.
+	endpoints(e *Exporter) [2]*endpoint
 	spans(e *Exporter) *signal[*trace.SpanData]
 	views(e *Exporter) *signal[*view.Data]
 	spanTransport(e *Exporter, conn *transport.Conn) pipeline.Transport

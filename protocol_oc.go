@@ -7,6 +7,7 @@ import (
 
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -62,11 +63,16 @@ func encodeField(num int, m proto.Message) ([]byte, error) {
 	return protowire.AppendBytes(out, b), nil
 }
 
-func (p *openCensus) address(e *Exporter) string {
-	if e.cfg.address != "" {
-		return e.cfg.address
+// endpoints: one connection for both streams, as upstream.
+func (p *openCensus) endpoints(e *Exporter) [2]*endpoint {
+	ep := &endpoint{address: e.cfg.address, creds: e.cfg.creds, headers: e.cfg.headers, compressor: e.cfg.compressor}
+	if ep.address == "" {
+		ep.address = net.JoinHostPort(DefaultAgentHost, strconv.Itoa(int(DefaultAgentPort)))
 	}
-	return net.JoinHostPort(DefaultAgentHost, strconv.Itoa(int(DefaultAgentPort)))
+	if ep.creds == nil && e.cfg.insecure {
+		ep.creds = insecure.NewCredentials()
+	}
+	return [2]*endpoint{ep, ep}
 }
 
 func (p *openCensus) spans(e *Exporter) *signal[*trace.SpanData] {

@@ -68,7 +68,12 @@ func Dial(ctx context.Context, target string, maxBackoff, attemptTimeout time.Du
 			MaxDelay:   max(maxBackoff, FirstBackoff),
 		},
 		MinConnectTimeout: 20 * time.Second,
-	})}, opts...)
+	}),
+		// The transports retry themselves (the OpenCensus replay, OTLP's
+		// retry on the specification's codes); gRPC's transparent retry
+		// would only buffer every message a second time.
+		grpc.WithDisableRetry(),
+	}, opts...)
 	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, err

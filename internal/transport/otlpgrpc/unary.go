@@ -66,6 +66,12 @@ type Unary struct {
 type call struct {
 	u     *Unary
 	work  chan struct{}
+	// The call's context, reused from attempt to attempt: a timer cancels it
+	// when an attempt outlives the timeout, and only then is a new one made
+	// (a context per attempt would cost allocations on every call).
+	ctx    context.Context
+	cancel context.CancelFunc
+	timer  *time.Timer
 	buf   mem.Buffer
 	items int
 	raw   bool
@@ -164,6 +170,12 @@ func (u *Unary) Abort() { u.wg.Wait() }
 func (k *call) run() {
 	u := k.u
 	defer u.wg.Done()
+	defer func() {
+		if k.ctx != nil {
+			k.timer.Stop()
+			k.cancel()
+		}
+	}()
 	for {
 		select {
 		case <-k.work:
@@ -189,12 +201,24 @@ func (k *call) do() {
 		if attempt > 0 && !k.raw {
 			u.c.Resent(k.items)
 		}
-		ctx, cancel := context.WithTimeout(u.conn.Ctx, u.cfg.Timeout)
+		if k.ctx == nil {
+			k.ctx, k.cancel = context.WithCancel(u.conn.Ctx)
+			k.timer = time.AfterFunc(u.cfg.Timeout, k.cancel)
+		} else {
+			k.timer.Reset(u.cfg.Timeout)
+		}
 		k.frame.Buf = k.buf
 		k.reply.reset()
-		err := u.conn.Invoke(ctx, u.cfg.Method, &k.frame, &k.reply, u.callOpts)
+		err := u.conn.Invoke(k.ctx, u.cfg.Method, &k.frame, &k.reply, u.callOpts)
 		k.frame.Buf = nil
-		cancel()
+		if !k.timer.Stop() {
+			// The timer fired (or is firing): this context is spent.
+			k.cancel()
+			k.ctx = nil
+			if err != nil && u.conn.Ctx.Err() == nil {
+				err = status.Error(codes.DeadlineExceeded, "otlpgrpc: the call outlived the export timeout")
+			}
+		}
 		if err == nil {
 			k.acknowledged()
 			return

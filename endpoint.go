@@ -1,0 +1,47 @@
+package ocagent
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/zerocensus/ocagent/internal/transport"
+)
+
+// endpoint is where one signal goes and how: its own connection unless the
+// other signal's endpoint is the same (OpenCensus: always; OTLP: unless the
+// OTEL_EXPORTER_OTLP_{TRACES,METRICS}_* variables tell them apart).
+type endpoint struct {
+	address    string
+	creds      credentials.TransportCredentials // nil: the user's dial options must bring them
+	headers    map[string]string
+	compressor string
+	timeout    time.Duration // each OTLP call attempt
+}
+
+func (ep *endpoint) same(o *endpoint) bool {
+	return ep.address == o.address && ep.creds == o.creds && ep.compressor == o.compressor &&
+		maps.Equal(ep.headers, o.headers)
+}
+
+// dial makes the endpoint's connection; ctx ends it (Stop) and carries its
+// headers to every stream and call.
+func (ep *endpoint) dial(ctx context.Context, cfg config) (*transport.Conn, error) {
+	var dialOpts []grpc.DialOption
+	if ep.creds != nil {
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(ep.creds))
+	}
+	dialOpts = append(dialOpts, cfg.dialOptions...)
+	if len(ep.headers) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, metadata.New(ep.headers))
+	}
+	var callOpts []grpc.CallOption
+	if ep.compressor != "" {
+		callOpts = append(callOpts, grpc.UseCompressor(ep.compressor))
+	}
+	return transport.Dial(ctx, ep.address, cfg.reconnectionPeriod, attemptTimeout, callOpts, dialOpts...)
+}

@@ -1,0 +1,399 @@
+package ocagent
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	upagenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
+	uptracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
+	"go.opencensus.io/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/zerocensus/ocagent/internal/otlpagent"
+	"github.com/zerocensus/ocagent/internal/otlpconv"
+	collmetricspb "github.com/zerocensus/ocagent/internal/otlpproto/collector/metrics/v1"
+	colltracepb "github.com/zerocensus/ocagent/internal/otlpproto/collector/trace/v1"
+	commonpb "github.com/zerocensus/ocagent/internal/otlpproto/common/v1"
+	tracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/testspans"
+)
+
+func startOTLPAgent(t *testing.T, opts ...otlpagent.Option) *otlpagent.Agent {
+	t.Helper()
+	a, err := otlpagent.Start(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	return a
+}
+
+func newOTLPExporter(t *testing.T, a *otlpagent.Agent, opts ...ExporterOption) *Exporter {
+	t.Helper()
+	e, err := NewExporter(append([]ExporterOption{WithProtocol(ProtocolOTLP), WithInsecure(), WithAddress(a.Addr()),
+		WithServiceName("svc"), WithReconnectionPeriod(200 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Stop() })
+	return e
+}
+
+func traceRequests(t *testing.T, a *otlpagent.Agent) []*colltracepb.ExportTraceServiceRequest {
+	t.Helper()
+	var out []*colltracepb.ExportTraceServiceRequest
+	for _, r := range a.Requests() {
+		if r.Method != otlpagent.TraceMethod {
+			continue
+		}
+		req := new(colltracepb.ExportTraceServiceRequest)
+		if err := req.UnmarshalVT(r.Body); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, req)
+	}
+	return out
+}
+
+// TestOTLPSpansArrive: spans arrive as OTLP, in one resource of the
+// translated Node (service.name and the rest) and one scope, each exactly
+// the converter's output.
+func TestOTLPSpansArrive(t *testing.T) {
+	a := startOTLPAgent(t)
+	e := newOTLPExporter(t, a)
+	sds := []func() *trace.SpanData{testspans.Full, testspans.Typical, testspans.Small}
+	for _, sd := range sds {
+		e.ExportSpan(sd())
+	}
+	e.Flush()
+	if st := e.Stats(); st.SpansExported != 3 || st.Batches != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	reqs := traceRequests(t, a)
+	if len(reqs) != 1 || len(reqs[0].ResourceSpans) != 1 || len(reqs[0].ResourceSpans[0].ScopeSpans) != 1 {
+		t.Fatalf("requests %v", reqs)
+	}
+	rs := reqs[0].ResourceSpans[0]
+	attrs := map[string]string{}
+	for _, kv := range rs.Resource.GetAttributes() {
+		attrs[kv.Key] = fmt.Sprint(kv.Value.GetValue())
+	}
+	for _, k := range []string{"service.name", "process.pid", "telemetry.sdk.language", "opencensus.exporterversion", "opencensus.starttime"} {
+		if attrs[k] == "" {
+			t.Errorf("resource lacks %s: %v", k, attrs)
+		}
+	}
+	if attrs["service.name"] != "&{svc}" {
+		t.Errorf("service.name %s", attrs["service.name"])
+	}
+	spans := rs.ScopeSpans[0].Spans
+	for i, sd := range sds {
+		want := new(tracepb.Span)
+		otlpconv.NewSpanConverter(0, 0).Convert(want, sd())
+		if !sortedSpan(spans[i]).EqualVT(sortedSpan(want)) {
+			t.Errorf("span %d:\n got %v\nwant %v", i, spans[i], want)
+		}
+	}
+}
+
+// sortedSpan orders a span's attribute lists (their order means nothing).
+func sortedSpan(s *tracepb.Span) *tracepb.Span {
+	s = s.CloneVT()
+	sortAttrs := func(kv []*commonpb.KeyValue) {
+		for i := 1; i < len(kv); i++ {
+			for j := i; j > 0 && kv[j].Key < kv[j-1].Key; j-- {
+				kv[j], kv[j-1] = kv[j-1], kv[j]
+			}
+		}
+	}
+	sortAttrs(s.Attributes)
+	for _, ev := range s.Events {
+		sortAttrs(ev.Attributes)
+	}
+	for _, l := range s.Links {
+		sortAttrs(l.Attributes)
+	}
+	return s
+}
+
+// TestOTLPViewsArrive: views become OTLP metrics on the metrics service.
+func TestOTLPViewsArrive(t *testing.T) {
+	a := startOTLPAgent(t)
+	e := newOTLPExporter(t, a, WithMetricNamePrefix("app"))
+	for _, agg := range testspans.Aggregations {
+		e.ExportView(testspans.View(agg, 10, true))
+	}
+	e.Flush()
+	if st := e.Stats(); st.ViewsExported != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	c := a.Counts()
+	if c.Metrics != 4 || c.Points != 40 {
+		t.Fatalf("agent counts %+v", c)
+	}
+	for _, r := range a.Requests() {
+		if r.Method != otlpagent.MetricsMethod {
+			continue
+		}
+		req := new(collmetricspb.ExportMetricsServiceRequest)
+		if err := req.UnmarshalVT(r.Body); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range req.ResourceMetrics[0].ScopeMetrics[0].Metrics {
+			if !strings.HasPrefix(m.Name, "app/test/") {
+				t.Errorf("metric name %q", m.Name)
+			}
+		}
+	}
+}
+
+// TestOTLPRefusals: partial success and final errors are counted, never
+// retried; retryable errors are retried until accepted.
+func TestOTLPRefusals(t *testing.T) {
+	a := startOTLPAgent(t, otlpagent.WithAnswer(func(method string, n int) (int, error) {
+		switch {
+		case method == otlpagent.MetricsMethod:
+			return 3, nil // three data points of every metrics request
+		case n == 1:
+			return 2, nil // two spans of the first request
+		case n == 2:
+			return 0, status.Error(codes.InvalidArgument, "no")
+		case n == 3:
+			return 0, status.Error(codes.Unavailable, "later")
+		}
+		return 0, nil
+	}))
+	e := newOTLPExporter(t, a, WithMaxConcurrentExports(1))
+	for batch := range 3 {
+		for i := range 5 {
+			e.ExportSpan(idSpan(batch*5 + i))
+		}
+		e.Flush()
+		if batch == 0 && e.Stats().LastError == nil {
+			t.Error("a partial success leaves its message in LastError")
+		}
+	}
+	e.ExportView(testspans.View("count", 10, false))
+	e.Flush()
+	st := e.Stats()
+	if st.SpansExported != 8 || st.SpansRejected != 7 || st.SendFailures != 1 || st.SpansResent != 5 {
+		t.Errorf("spans: %+v", st)
+	}
+	if st.ViewsExported != 1 || st.PointsRejected != 3 {
+		t.Errorf("views: %+v", st)
+	}
+}
+
+// TestOTLPCallerBuiltRequest: ExportTraceServiceRequest is translated with
+// the same mapping and sent as OTLP.
+func TestOTLPCallerBuiltRequest(t *testing.T) {
+	a := startOTLPAgent(t)
+	e := newOTLPExporter(t, a)
+	err := e.ExportTraceServiceRequest(&upagenttracepb.ExportTraceServiceRequest{Spans: []*uptracepb.Span{
+		{TraceId: []byte{1, 2}, SpanId: []byte{3}, Name: &uptracepb.TruncatableString{Value: "caller"}, Kind: uptracepb.Span_SERVER}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitSpans(1, wait); err != nil {
+		t.Fatal(err)
+	}
+	s := traceRequests(t, a)[0].ResourceSpans[0].ScopeSpans[0].Spans[0]
+	if s.Name != "caller" || s.Kind != tracepb.Span_SPAN_KIND_SERVER || len(s.TraceId) != 16 {
+		t.Fatalf("span %v", s)
+	}
+}
+
+// TestOTLPEnvironment: the OTEL_* variables configure the OTLP output,
+// explicit options win, and a malformed one is an error from NewExporter.
+func TestOTLPEnvironment(t *testing.T) {
+	a := startOTLPAgent(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+a.Addr())
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=t1")
+	t.Setenv("OTEL_SERVICE_NAME", "from-env")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+	e, err := NewExporter(WithProtocol(ProtocolOTLP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ExportSpan(idSpan(1))
+	e.ExportView(testspans.View("count", 1, false))
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var traceHeaders, metricHeaders []string
+	for _, r := range a.Requests() {
+		if r.Method == otlpagent.TraceMethod {
+			traceHeaders = r.Headers.Get("x-tenant")
+		} else {
+			metricHeaders = r.Headers.Get("x-tenant")
+		}
+	}
+	if fmt.Sprint(traceHeaders) != "[t1]" || len(metricHeaders) != 0 {
+		t.Errorf("headers: traces %v, metrics %v", traceHeaders, metricHeaders)
+	}
+	res := traceRequests(t, a)[0].ResourceSpans[0].Resource
+	got := map[string]string{}
+	for _, kv := range res.Attributes {
+		got[kv.Key] = kv.Value.GetStringValue()
+	}
+	if got["service.name"] != "from-env" || got["deployment.environment"] != "test" {
+		t.Errorf("resource %v", got)
+	}
+
+	// An explicit option wins over the variable.
+	e, err = NewExporter(WithProtocol(ProtocolOTLP), WithServiceName("explicit"), WithAddress("127.0.0.1:1"), WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.eps[0].address != "127.0.0.1:1" || e.node.ServiceInfo.Name != "explicit" {
+		t.Errorf("explicit options lost: %s %s", e.eps[0].address, e.node.ServiceInfo.Name)
+	}
+	_ = e.Stop()
+
+	t.Setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")
+	if _, err := NewExporter(WithProtocol(ProtocolOTLP)); err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_COMPRESSION") {
+		t.Errorf("malformed variable: %v", err)
+	}
+	// In OpenCensus mode the OTLP variables mean nothing.
+	if e, err := NewUnstartedExporter(WithInsecure()); err != nil || e.eps[0].address != "localhost:55678" {
+		t.Errorf("OpenCensus mode read OTLP variables: %v", err)
+	}
+}
+
+// TestOTLPDeliveryAcrossAbruptRestarts is the redeployed-Collector scenario
+// over OTLP: 20,000 spans/s, the agent killed abruptly 10 times and back
+// after 100-300 ms: nothing lost or dropped, and duplicates only from calls
+// whose answer the kill cut (at most the calls in flight at each break).
+func TestOTLPDeliveryAcrossAbruptRestarts(t *testing.T) {
+	n, restarts, rate := 300_000, 10, 20_000.0
+	if raceEnabled || testing.Short() {
+		n, restarts = n/3, restarts/3
+	}
+	if raceEnabled {
+		n, rate = n/4, rate/4
+	}
+	a := startOTLPAgent(t, otlpagent.WithDiscard())
+	e, err := NewExporter(WithProtocol(ProtocolOTLP), WithInsecure(), WithAddress(a.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	done, stop := make(chan struct{}), make(chan struct{})
+	var downs []time.Duration
+	go func() {
+		defer close(done)
+		for range restarts {
+			select {
+			case <-time.After(300*time.Millisecond + rand.N(700*time.Millisecond)):
+			case <-stop:
+				return
+			}
+			down := 100*time.Millisecond + rand.N(200*time.Millisecond)
+			a.Stop()
+			time.Sleep(down)
+			if err := a.Restart(); err != nil {
+				t.Error(err)
+				return
+			}
+			downs = append(downs, down)
+		}
+	}()
+	var wg sync.WaitGroup
+	for p := range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); paced(e, p*n/2, (p+1)*n/2, rate/2, typicalPad) }()
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	waitFor(t, func() bool {
+		e.Flush()
+		u, _ := a.SpanIDs()
+		return u+int64(e.Stats().SpansDroppedFull) >= int64(n)
+	})
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Stats()
+	unique, dups := a.SpanIDs()
+	t.Logf("OTLP: %d spans at %.0f/s, %d restarts (down %v): delivered %d, dropped %d, duplicates %d (%.2f%%; resent %d), send failures %d",
+		n, rate, len(downs), downs, unique, st.SpansDroppedFull, dups, 100*float64(dups)/float64(n), st.SpansResent, st.SendFailures)
+	if st.SpansDroppedFull != 0 || unique != int64(n) {
+		t.Errorf("lost %d, dropped %d", int64(n)-unique, st.SpansDroppedFull)
+	}
+	if uint64(dups) > st.SpansResent {
+		t.Errorf("%d duplicates, only %d resent", dups, st.SpansResent)
+	}
+	// At most the calls in flight at each break are sent twice.
+	if limit := int64(len(downs)+1) * DefaultMaxConcurrentExports * DefaultMaxBatchSpansOTLP; dups > limit {
+		t.Errorf("%d duplicates, more than the %d spans of the calls in flight at %d breaks", dups, limit, len(downs))
+	}
+	if st.SpansExported != uint64(n) || st.SpansInDoubt != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestOTLPEndToEndAllocsPerSpan gates the OTLP client side, gRPC's unary
+// calls included, at the default batch: at most 0.25 allocations per
+// typical span in steady state.
+func TestOTLPEndToEndAllocsPerSpan(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are gated without the race detector")
+	}
+	const n, steady = 100000, 30000
+	sd := testspans.Typical()
+	e, err := NewExporter(WithProtocol(ProtocolOTLP), WithInsecure(), WithAddress(discardAgent(t)),
+		WithBlockWhenFull(time.Minute), WithMaxBatchDelay(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	for range steady {
+		e.ExportSpan(sd)
+	}
+	e.Flush()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		e.ExportSpan(sd)
+	}
+	e.Flush()
+	runtime.ReadMemStats(&after)
+	st := e.Stats()
+	if st.SpansExported != steady+n {
+		t.Fatalf("exported %d: %+v", st.SpansExported, st)
+	}
+	perSpan := float64(after.Mallocs-before.Mallocs) / n
+	t.Logf("OTLP: %.4f allocs/span over %d spans (%d calls, %.1f allocs per call)", perSpan, n, st.Batches,
+		float64(after.Mallocs-before.Mallocs)*DefaultMaxBatchSpansOTLP/n)
+	if perSpan > 0.25 {
+		t.Errorf("%.4f allocs per span end to end, want <= 0.25", perSpan)
+	}
+}
+
+// TestOTLPExportAllocs: ExportSpan and ExportView allocate nothing in OTLP
+// mode either.
+func TestOTLPExportAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are gated without the race detector")
+	}
+	e, err := NewExporter(WithProtocol(ProtocolOTLP), WithInsecure(), WithAddress(discardAgent(t)), WithSpanRingCapacity(1<<16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	sd, vd := testspans.Typical(), testspans.View("count", 10, false)
+	if got := testing.AllocsPerRun(1000, func() { e.ExportSpan(sd) }); got != 0 {
+		t.Errorf("ExportSpan: %v allocs", got)
+	}
+	if got := testing.AllocsPerRun(100, func() { e.ExportView(vd) }); got != 0 {
+		t.Errorf("ExportView: %v allocs", got)
+	}
+}
+
