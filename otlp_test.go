@@ -396,4 +396,3 @@ func TestOTLPExportAllocs(t *testing.T) {
 		t.Errorf("ExportView: %v allocs", got)
 	}
 }
-

@@ -64,20 +64,20 @@ type Unary struct {
 }
 
 type call struct {
-	u     *Unary
-	work  chan struct{}
+	u    *Unary
+	work chan struct{}
 	// The call's context, reused from attempt to attempt: a timer cancels it
 	// when an attempt outlives the timeout, and only then is a new one made
 	// (a context per attempt would cost allocations on every call).
 	ctx    context.Context
 	cancel context.CancelFunc
 	timer  *time.Timer
-	buf   mem.Buffer
-	items int
-	raw   bool
-	frame transport.Frame
-	reply reply
-	bo    transport.Backoff
+	buf    mem.Buffer
+	items  int
+	raw    bool
+	frame  transport.Frame
+	reply  reply
+	bo     transport.Backoff
 }
 
 // New starts the workers of one signal over conn.
