@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 # The Go modules vetted and tested by `make test`. interop/ (which builds an
 # OpenTelemetry Collector) has its own target, `make interop`.
-MODULES := . difftest bench scripts/benchgate
+MODULES := . difftest bench scripts/benchgate scripts/protogen
 BENCHSTAT := go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BENCH_COUNT ?= 6
 BENCH_TIME ?= 1s
@@ -42,7 +42,8 @@ interop:
 vet:
 	@for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && go vet ./...); done
 
-## generate: regenerate internal/ocproto with the pinned tools.
+## generate: regenerate internal/ocproto and internal/otlpproto with the pinned
+## tools (Go only: protocompile instead of protoc).
 generate:
 	./scripts/generate.sh
 

@@ -11,21 +11,29 @@
 // one CodeGeneratorRequest (vtprotobuf treats a message as local only when
 // its file is in the same request).
 //
+// It also compiles .proto sources without protoc (-proto DIR, with
+// github.com/bufbuild/protocompile and its copies of the well-known types):
+// the opencensus-proto files, once scripts/protorewrite has renamed them.
+//
 // Usage:
 //
-//	protogen -out DIR -plugin PATH=PARAMETER [-plugin PATH=PARAMETER ...]
+//	protogen -out DIR [-proto DIR file.proto...] -plugin PATH=PARAMETER [-plugin PATH=PARAMETER ...]
+//
+// Without -proto the request is the OTLP schema.
 package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 
+	"github.com/bufbuild/protocompile"
+	"github.com/bufbuild/protocompile/linker"
 	collmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	colltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -58,14 +66,21 @@ func (p *plugins) Set(v string) error { *p = append(*p, v); return nil }
 func main() {
 	out := flag.String("out", "", "directory the generated files are written under (by their Go import path, minus the module)")
 	module := flag.String("module", "github.com/zerocensus/ocagent", "Go module whose path is stripped from output file names")
+	protoDir := flag.String("proto", "", "compile the .proto files named as arguments, relative to this directory, instead of the OTLP schema")
 	var ps plugins
 	flag.Var(&ps, "plugin", "PATH=PARAMETER of a protoc plugin to run (repeatable)")
 	flag.Parse()
-	if *out == "" || len(ps) == 0 {
+	if *out == "" || len(ps) == 0 || (*protoDir != "") != (flag.NArg() > 0) {
 		flag.Usage()
 		os.Exit(2)
 	}
-	req, err := request()
+	var req *pluginpb.CodeGeneratorRequest
+	var err error
+	if *protoDir != "" {
+		req, err = compile(*protoDir, flag.Args())
+	} else {
+		req, err = request()
+	}
 	if err != nil {
 		fail(err)
 	}
@@ -107,6 +122,42 @@ func request() (*pluginpb.CodeGeneratorRequest, error) {
 		rename(f)
 		req.ProtoFile = append(req.ProtoFile, f)
 		req.FileToGenerate = append(req.FileToGenerate, f.GetName())
+	}
+	return req, nil
+}
+
+// compile parses and links the files (and what they import) with
+// protocompile, keeping their comments for the generated code, and returns
+// them as a request, dependencies first, generating only the named files.
+func compile(dir string, names []string) (*pluginpb.CodeGeneratorRequest, error) {
+	c := protocompile.Compiler{
+		Resolver:       protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: []string{dir}}),
+		SourceInfoMode: protocompile.SourceInfoStandard,
+	}
+	files, err := c.Compile(context.Background(), names...)
+	if err != nil {
+		return nil, err
+	}
+	req := &pluginpb.CodeGeneratorRequest{FileToGenerate: names}
+	seen := map[string]bool{}
+	var visit func(fd protoreflect.FileDescriptor)
+	visit = func(fd protoreflect.FileDescriptor) {
+		if seen[fd.Path()] {
+			return
+		}
+		seen[fd.Path()] = true
+		imports := fd.Imports()
+		for i := range imports.Len() {
+			visit(imports.Get(i).FileDescriptor)
+		}
+		if r, ok := fd.(linker.Result); ok {
+			req.ProtoFile = append(req.ProtoFile, r.FileDescriptorProto())
+		} else {
+			req.ProtoFile = append(req.ProtoFile, protodesc.ToFileDescriptorProto(fd))
+		}
+	}
+	for _, f := range files {
+		visit(f)
 	}
 	return req, nil
 }
@@ -180,7 +231,6 @@ func run(path string, req *pluginpb.CodeGeneratorRequest, out, module string) er
 	if resp.Error != nil {
 		return fmt.Errorf("plugin error: %s", resp.GetError())
 	}
-	names := make([]string, 0, len(resp.File))
 	for _, f := range resp.File {
 		if f.InsertionPoint != nil {
 			return fmt.Errorf("insertion points are not supported (%s)", f.GetName())
@@ -193,10 +243,7 @@ func run(path string, req *pluginpb.CodeGeneratorRequest, out, module string) er
 		if err := os.WriteFile(dst, []byte(f.GetContent()), 0o644); err != nil {
 			return err
 		}
-		names = append(names, name)
 	}
-	sort.Strings(names)
-	fmt.Fprintf(os.Stderr, "%s: %d files\n", filepath.Base(path), len(names))
 	return nil
 }
 
