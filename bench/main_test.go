@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,6 +166,9 @@ func warm(tb testing.TB, p pipeline, n int) {
 //	               (allocs/op is rounded down to an integer)
 //	B/<unit>       bytes allocated per unit
 //	wireB/<unit>   message bytes the agent received per unit
+//	cpu-ns/<unit>  CPU time (user + system) of the benchmark process per
+//	               unit: the client's cost, without the agent's (a child
+//	               process) or the machine's idle waits
 func measure(b *testing.B, p pipeline, per int, unit string, loop func()) {
 	a := getAgent(b)
 	c0, err := a.Wait(p.kind, 0, 0)
@@ -174,6 +178,7 @@ func measure(b *testing.B, p pipeline, per int, unit string, loop func()) {
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
+	cpu0 := cpuTime()
 	if *steadyMemProfile {
 		runtime.MemProfileRate = 1
 	}
@@ -183,6 +188,7 @@ func measure(b *testing.B, p pipeline, per int, unit string, loop func()) {
 	p.flush()
 	c1, err := a.Wait(p.kind, c0.Items+int64(b.N), waitTimeout)
 	b.StopTimer()
+	cpu1 := cpuTime()
 	if *steadyMemProfile {
 		runtime.MemProfileRate = 0
 	}
@@ -195,6 +201,16 @@ func measure(b *testing.B, p pipeline, per int, unit string, loop func()) {
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/"+unit)
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "B/"+unit)
 	b.ReportMetric(float64(c1.Bytes-c0.Bytes)/n, "wireB/"+unit)
+	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/n, "cpu-ns/"+unit)
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // serial is measure's loop for one caller.

@@ -16,24 +16,30 @@ import (
 // The three implementations, in the order they run. Each is configured as a
 // user would: defaults, except what makes every span reach the agent.
 const (
-	implOurs     = "ours"     // this module, defaults + WithBlockWhenFull
-	implUpstream = "upstream" // contrib.go.opencensus.io/exporter/ocagent v0.7.0, defaults (its bundler never drops while connected)
-	implOTel     = "otel"     // bridge + SDK + batch span processor (defaults + WithBlocking) + otlptracegrpc
+	implOurs     = "ours"      // this module, defaults + WithBlockWhenFull
+	implOursOTLP = "ours-otlp" // this module with WithProtocol(ProtocolOTLP), defaults + WithBlockWhenFull
+	implUpstream = "upstream"  // contrib.go.opencensus.io/exporter/ocagent v0.7.0, defaults (its bundler never drops while connected)
+	implOTel     = "otel"      // bridge + SDK + batch span processor (defaults + WithBlocking) + otlptracegrpc
 )
 
-var impls = []string{implOurs, implUpstream, implOTel}
+var impls = []string{implOurs, implOursOTLP, implUpstream, implOTel}
 
 // newOurs: the default batching (300 spans, 2 s); a full ring blocks the
 // caller instead of dropping (the default), so every span is measured all
 // the way to the agent.
-func newOurs(tb testing.TB) *ours.Exporter {
+func newOurs(tb testing.TB, opts ...ours.ExporterOption) *ours.Exporter {
 	tb.Helper()
-	e, err := ours.NewExporter(ours.WithInsecure(), ours.WithAddress(getAgent(tb).Addr()),
-		ours.WithBlockWhenFull(time.Minute))
+	e, err := ours.NewExporter(append([]ours.ExporterOption{ours.WithInsecure(), ours.WithAddress(getAgent(tb).Addr()),
+		ours.WithBlockWhenFull(time.Minute)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return e
+}
+
+// newOursOTLP is newOurs speaking OTLP (its default batch: 512 spans).
+func newOursOTLP(tb testing.TB) *ours.Exporter {
+	return newOurs(tb, ours.WithProtocol(ours.ProtocolOTLP))
 }
 
 // newUpstream: upstream's defaults (bundler of 300 spans or 2 s, unbounded,

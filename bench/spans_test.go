@@ -11,7 +11,8 @@ import (
 )
 
 // warmSpans fills two batches of every peer (300 for the OpenCensus
-// exporters, 512 for the batch span processor) before the timer starts.
+// exporters, 512 for OTLP ones and the batch span processor) before the
+// timer starts.
 const warmSpans = 1024
 
 // BenchmarkExporter is the exporter alone: GOMAXPROCS goroutines hand a
@@ -35,10 +36,13 @@ func BenchmarkExporter(b *testing.B) {
 
 func exporterOnly(b *testing.B, impl string, sh shape) pipeline {
 	switch impl {
-	case implOurs:
+	case implOurs, implOursOTLP:
 		sd := spanData(b, sh)
-		e := newOurs(b)
-		return pipeline{kind: agent.OCTrace,
+		e, kind := newOurs(b), agent.OCTrace
+		if impl == implOursOTLP {
+			e, kind = newOursOTLP(b), agent.OTLPTrace
+		}
+		return pipeline{kind: kind,
 			send:  func() { e.ExportSpan(sd) },
 			flush: e.Flush,
 			stop:  func() { stopOrFail(b, "Stop", e.Stop()) }}
@@ -90,10 +94,13 @@ func endToEnd(b *testing.B, impl string, sh shape) pipeline {
 	ctx := context.Background()
 	send := func() { sh.record(ctx) }
 	switch impl {
-	case implOurs:
-		e := newOurs(b)
+	case implOurs, implOursOTLP:
+		e, kind := newOurs(b), agent.OCTrace
+		if impl == implOursOTLP {
+			e, kind = newOursOTLP(b), agent.OTLPTrace
+		}
 		trace.RegisterExporter(e)
-		return pipeline{kind: agent.OCTrace, send: send, flush: e.Flush,
+		return pipeline{kind: kind, send: send, flush: e.Flush,
 			stop: func() {
 				trace.UnregisterExporter(e)
 				stopOrFail(b, "Stop", e.Stop())

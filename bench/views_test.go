@@ -129,9 +129,12 @@ func BenchmarkViews(b *testing.B) {
 func viewPipeline(b *testing.B, impl string, f *viewFixture) pipeline {
 	nop := func() {}
 	switch impl {
-	case implOurs:
-		e := newOurs(b)
-		return pipeline{kind: agent.OCMetrics,
+	case implOurs, implOursOTLP:
+		e, kind := newOurs(b), agent.OCMetrics
+		if impl == implOursOTLP {
+			e, kind = newOursOTLP(b), agent.OTLPMetrics
+		}
+		return pipeline{kind: kind,
 			send:  func() { e.ExportView(f.vd); e.Flush() },
 			flush: nop,
 			stop:  func() { stopOrFail(b, "Stop", e.Stop()) }}

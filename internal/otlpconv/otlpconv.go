@@ -63,8 +63,29 @@ func (p *values) release(v *commonpb.AnyValue) {
 	v.Value = nil
 }
 
+// setString stores s in *dst unless *dst already holds those bytes. A
+// string is a pointer: storing one while the garbage collector marks costs
+// a write barrier, and in steady state most keys and many values are the
+// ones already there (attribute keys are the instrumentation's literals).
+func setString(dst *string, s string) {
+	if *dst != s {
+		*dst = s
+	}
+}
+
+// setBytes makes *dst a copy of b, reusing its array: reslicing a slice into
+// itself stores no pointer, so it costs no write barrier either.
+func setBytes(dst *[]byte, b []byte) {
+	if cap(*dst) >= len(b) {
+		*dst = (*dst)[:len(b)]
+		copy(*dst, b)
+		return
+	}
+	*dst = append((*dst)[:0], b...)
+}
+
 func (p *values) setStr(kv *commonpb.KeyValue, key, s string) {
-	kv.Key = key
+	setString(&kv.Key, key)
 	v := value(kv)
 	w, ok := v.Value.(*commonpb.AnyValue_StringValue)
 	if !ok {
@@ -72,11 +93,11 @@ func (p *values) setStr(kv *commonpb.KeyValue, key, s string) {
 		w = p.strs.Get()
 		v.Value = w
 	}
-	w.StringValue = s
+	setString(&w.StringValue, s)
 }
 
 func (p *values) setInt(kv *commonpb.KeyValue, key string, i int64) {
-	kv.Key = key
+	setString(&kv.Key, key)
 	v := value(kv)
 	w, ok := v.Value.(*commonpb.AnyValue_IntValue)
 	if !ok {
@@ -88,7 +109,7 @@ func (p *values) setInt(kv *commonpb.KeyValue, key string, i int64) {
 }
 
 func (p *values) setBool(kv *commonpb.KeyValue, key string, b bool) {
-	kv.Key = key
+	setString(&kv.Key, key)
 	v := value(kv)
 	w, ok := v.Value.(*commonpb.AnyValue_BoolValue)
 	if !ok {
@@ -100,7 +121,7 @@ func (p *values) setBool(kv *commonpb.KeyValue, key string, b bool) {
 }
 
 func (p *values) setDouble(kv *commonpb.KeyValue, key string, d float64) {
-	kv.Key = key
+	setString(&kv.Key, key)
 	v := value(kv)
 	w, ok := v.Value.(*commonpb.AnyValue_DoubleValue)
 	if !ok {

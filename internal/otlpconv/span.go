@@ -77,12 +77,12 @@ func NewSpanConverter(maxAnnotations, maxMessageEvents int) *SpanConverter {
 // OpenCensus's child span count has no OTLP field and is not sent (the
 // translation dropped it too).
 func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
-	dst.TraceId = traceID(dst.TraceId, sd.TraceID)
-	dst.SpanId = spanID(dst.SpanId, sd.SpanID)
+	traceID(&dst.TraceId, sd.TraceID)
+	spanID(&dst.SpanId, sd.SpanID)
 	hasParent := sd.ParentSpanID != trace.SpanID{}
 	dst.Flags = uint32(sd.TraceOptions) & 0xff
 	if hasParent {
-		dst.ParentSpanId = append(dst.ParentSpanId[:0], sd.ParentSpanID[:]...)
+		setBytes(&dst.ParentSpanId, sd.ParentSpanID[:])
 		dst.Flags |= flagHasIsRemote
 		if sd.HasRemoteParent {
 			dst.Flags |= flagIsRemote
@@ -90,8 +90,8 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 	} else {
 		dst.ParentSpanId = dst.ParentSpanId[:0]
 	}
-	dst.TraceState = c.traceState(sd.Tracestate)
-	dst.Name = ocdata.ValidUTF8(sd.Name)
+	setString(&dst.TraceState, c.traceState(sd.Tracestate))
+	setString(&dst.Name, ocdata.ValidUTF8(sd.Name))
 	dst.StartTimeUnixNano = unixNano(sd.StartTime)
 	dst.EndTimeUnixNano = unixNano(sd.EndTime)
 
@@ -126,7 +126,7 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 			code = tracepb.Status_StatusCode(special.code)
 		}
 		dst.Status.Code = code
-		dst.Status.Message = ocdata.ValidUTF8(sd.Status.Message)
+		setString(&dst.Status.Message, ocdata.ValidUTF8(sd.Status.Message))
 	} else if dst.Status != nil {
 		c.statuses.Put(dst.Status)
 		dst.Status = nil
@@ -138,18 +138,20 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 
 // traceID and spanID write an id, or nothing for the all-zero (invalid) id:
 // the Collector's pdata leaves an empty id out of what it sends.
-func traceID(dst []byte, id trace.TraceID) []byte {
+func traceID(dst *[]byte, id trace.TraceID) {
 	if id == (trace.TraceID{}) {
-		return dst[:0]
+		*dst = (*dst)[:0]
+		return
 	}
-	return append(dst[:0], id[:]...)
+	setBytes(dst, id[:])
 }
 
-func spanID(dst []byte, id trace.SpanID) []byte {
+func spanID(dst *[]byte, id trace.SpanID) {
 	if id == (trace.SpanID{}) {
-		return dst[:0]
+		*dst = (*dst)[:0]
+		return
 	}
-	return append(dst[:0], id[:]...)
+	setBytes(dst, id[:])
 }
 
 // traceState is the W3C form "k=v,k2=v2" of ts, built once per Tracestate.
@@ -293,14 +295,14 @@ func (c *SpanConverter) events(dst *tracepb.Span, sd *trace.SpanData) {
 		a := &sd.Annotations[i]
 		ev := dst.Events[i]
 		ev.TimeUnixNano = unixNano(a.Time)
-		ev.Name = ocdata.ValidUTF8(a.Message)
+		setString(&ev.Name, ocdata.ValidUTF8(a.Message))
 		ev.Attributes, ev.DroppedAttributesCount = c.v.attributes(ev.Attributes, a.Attributes)
 	}
 	for i := range nm {
 		m := &sd.MessageEvents[i]
 		ev := dst.Events[na+i]
 		ev.TimeUnixNano = unixNano(m.Time)
-		ev.Name = messageEventName
+		setString(&ev.Name, messageEventName)
 		ev.DroppedAttributesCount = 0
 		ev.Attributes = ocdata.Grow(ev.Attributes, 4, commonpb.KeyValueFromVTPool)
 		c.v.setStr(ev.Attributes[0], keyMessageType, messageType(m.EventType))
@@ -331,9 +333,9 @@ func (c *SpanConverter) links(dst *tracepb.Span, sd *trace.SpanData) {
 	for i := range sd.Links {
 		l := &sd.Links[i]
 		pl := dst.Links[i]
-		pl.TraceId = traceID(pl.TraceId, l.TraceID)
-		pl.SpanId = spanID(pl.SpanId, l.SpanID)
-		pl.TraceState = ""
+		traceID(&pl.TraceId, l.TraceID)
+		spanID(&pl.SpanId, l.SpanID)
+		setString(&pl.TraceState, "")
 		pl.Flags = 0
 		n := len(l.Attributes)
 		typ := ""
