@@ -21,15 +21,33 @@ import (
 	"time"
 )
 
-// The collector binary is built once per test run, into a directory removed
-// by TestMain. `go build` goes through the build cache, so only the first run
-// on a machine pays the full build (about 1.5 minutes on 2 cores).
+// The collector binaries are built once per test run, into a directory
+// removed by TestMain. `go build` goes through the build cache, so only the
+// first run on a machine pays the full build (about 1.5 minutes on 2 cores
+// each).
 var (
-	buildOnce    sync.Once
-	buildDir     string
-	collectorBin string
-	buildErr     error
-	buildTook    time.Duration
+	buildDir  string
+	buildTook time.Duration
+	builds    = map[collectorKind]*build{ocCollector: {}, otlpCollector: {}}
+)
+
+type build struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// collectorKind is which Collector a test runs.
+type collectorKind int
+
+const (
+	// ocCollector is cmd/otelcol-oc: Collector v0.133.0, the last with the
+	// OpenCensus receiver (testdata/config.yaml, ${env:OC_ENDPOINT}).
+	ocCollector collectorKind = iota
+	// otlpCollector is otelcol-otlp (its own module): a current Collector,
+	// v0.161.0, with the OTLP receiver (testdata/otlp.yaml,
+	// ${env:OTLP_ENDPOINT}).
+	otlpCollector
 )
 
 func TestMain(m *testing.M) {
@@ -40,37 +58,47 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+var buildDirOnce sync.Once
+
 // collectorBinary returns the path of the otelcol-oc binary, building it on
 // first use. Tests that need it are skipped with -short.
-func collectorBinary(t *testing.T) string {
+func collectorBinary(t *testing.T) string { return binaryOf(t, ocCollector) }
+
+func binaryOf(t *testing.T, kind collectorKind) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("interop: builds and runs an OpenTelemetry Collector")
 	}
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "otelcol-oc-")
-		if buildErr != nil {
-			return
-		}
+	buildDirOnce.Do(func() { buildDir, _ = os.MkdirTemp("", "otelcol-") })
+	b := builds[kind]
+	b.once.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
 			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
-		bin := filepath.Join(buildDir, "otelcol-oc")
+		name, args := "otelcol-oc", []string{"build", "-o", "", "./cmd/otelcol-oc"}
+		if kind == otlpCollector {
+			name, args = "otelcol-otlp", []string{"build", "-C", "otelcol-otlp", "-o", "", "."}
+		}
+		bin := filepath.Join(buildDir, name)
+		for i, a := range args {
+			if a == "" && args[i-1] == "-o" {
+				args[i] = bin
+			}
+		}
 		start := time.Now()
-		cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/otelcol-oc")
-		out, err := cmd.CombinedOutput()
-		buildTook = time.Since(start)
+		out, err := exec.Command(goTool, args...).CombinedOutput()
+		buildTook += time.Since(start)
 		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/otelcol-oc: %v\n%s", err, out)
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 			return
 		}
-		collectorBin = bin
+		b.bin = bin
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return collectorBin
+	return b.bin
 }
 
 // freeAddr returns 127.0.0.1:<a port that was free a moment ago>.
@@ -90,24 +118,38 @@ func freeAddr(t *testing.T) string {
 // collector is one otelcol-oc process started by a test. It is stopped by its
 // PID: SIGTERM, then SIGKILL if it has not exited within 10 s.
 type collector struct {
-	t       *testing.T
-	addr    string
-	out     string // OTLP JSON output file
-	pid     int
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
-	waitErr error
+	t        *testing.T
+	kind     collectorKind
+	env      []string
+	overlays []string
+	addr     string
+	out      string // OTLP JSON output file
+	pid      int
+	cmd      *exec.Cmd
+	logPath  string
+	exited   chan struct{}
+	waitErr  error
 }
 
-// startCollector starts the collector with testdata/config.yaml (and the
-// overlays, merged over it in order), the receiver on addr and the file
-// exporter writing to out. It returns once the receiver accepts connections,
-// after checking that the process listens on addr and nowhere else.
+// startCollector starts the OpenCensus collector with testdata/config.yaml
+// (and the overlays, merged over it in order), the receiver on addr and the
+// file exporter writing to out. It returns once the receiver accepts
+// connections, after checking that the process listens on addr and nowhere
+// else.
 func startCollector(t *testing.T, addr, out string, env []string, overlays ...string) *collector {
 	t.Helper()
-	bin := collectorBinary(t)
-	args := []string{"--config", testdataPath(t, "config.yaml")}
+	return startCollectorOf(t, ocCollector, addr, out, env, overlays...)
+}
+
+// startCollectorOf is startCollector for either kind of Collector.
+func startCollectorOf(t *testing.T, kind collectorKind, addr, out string, env []string, overlays ...string) *collector {
+	t.Helper()
+	bin := binaryOf(t, kind)
+	config, endpointVar := "config.yaml", "OC_ENDPOINT="
+	if kind == otlpCollector {
+		config, endpointVar = "otlp.yaml", "OTLP_ENDPOINT="
+	}
+	args := []string{"--config", testdataPath(t, config)}
 	for _, o := range overlays {
 		args = append(args, "--config", testdataPath(t, o))
 	}
@@ -117,14 +159,14 @@ func startCollector(t *testing.T, addr, out string, env []string, overlays ...st
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "OC_ENDPOINT="+addr, "OUT_FILE="+out)
+	cmd.Env = append(os.Environ(), endpointVar+addr, "OUT_FILE="+out)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatal(err)
 	}
-	c := &collector{t: t, addr: addr, out: out, pid: cmd.Process.Pid, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	c := &collector{t: t, kind: kind, env: env, overlays: overlays, addr: addr, out: out, pid: cmd.Process.Pid, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		c.waitErr = cmd.Wait()
 		logf.Close()

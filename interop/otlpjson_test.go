@@ -177,6 +177,8 @@ type jsonHistogramPoint struct {
 	BucketCounts      []string       `json:"bucketCounts"`
 	ExplicitBounds    []float64      `json:"explicitBounds"`
 	Exemplars         []jsonExemplar `json:"exemplars"`
+	Min               *float64       `json:"min"`
+	Max               *float64       `json:"max"`
 }
 
 type jsonExemplar struct {

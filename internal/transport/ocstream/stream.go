@@ -74,6 +74,7 @@ type Stream struct {
 	sentBytes   int     // bytes of the sent frames retained
 	unsentBytes int     // bytes of the frames never sent
 	resend      bool    // the stream broke: every frame goes out again on the next one
+	closed      bool    // Close was called: no stream is opened again
 	pending     atomic.Int64
 }
 
@@ -113,7 +114,10 @@ func (s *Stream) Pending() int { return int(s.pending.Load()) }
 // Settled implements pipeline.Transport: the protocol has no answers to wait for.
 func (s *Stream) Settled() bool { return true }
 
-var errDown = errors.New("not connected")
+var (
+	errDown   = errors.New("not connected")
+	errClosed = errors.New("closed")
+)
 
 // Ready implements pipeline.Transport. While the agent is unreachable it
 // still takes batches, up to ReplayBytes of them: they wait encoded (a few
@@ -123,6 +127,9 @@ var errDown = errors.New("not connected")
 func (s *Stream) Ready() error {
 	if s.stream != nil {
 		return nil
+	}
+	if s.closed {
+		return errClosed
 	}
 	err := errDown
 	if s.kick.Swap(false) || s.nextAttempt.IsZero() || !time.Now().Before(s.nextAttempt) {
@@ -149,7 +156,7 @@ func (s *Stream) Service() {
 		default:
 		}
 	}
-	if s.stream == nil {
+	if s.stream == nil && !s.closed {
 		_ = s.Ready()
 	}
 }
@@ -334,6 +341,8 @@ func (s *Stream) broken(err error) {
 // early (it returned before reading to the end) confirms nothing, and what
 // was sent stays in doubt.
 func (s *Stream) Close(ctx context.Context) {
+	s.closed = true
+	s.retry.Stop()
 	if s.stream == nil {
 		return
 	}
