@@ -2,6 +2,7 @@ package envelope_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -11,6 +12,10 @@ import (
 	agenttracepb "github.com/zerocensus/ocagent/internal/ocproto/agent/trace/v1"
 	resourcepb "github.com/zerocensus/ocagent/internal/ocproto/resource/v1"
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
+	otlpcolltracepb "github.com/zerocensus/ocagent/internal/otlpproto/collector/trace/v1"
+	otlpcommonpb "github.com/zerocensus/ocagent/internal/otlpproto/common/v1"
+	otlpresourcepb "github.com/zerocensus/ocagent/internal/otlpproto/resource/v1"
+	otlptracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
 	"github.com/zerocensus/ocagent/internal/ring"
 )
 
@@ -58,4 +63,62 @@ func TestOpenCensusEnvelope(t *testing.T) {
 			t.Errorf("%s:\n got %x\nwant %x", c.name, got, want)
 		}
 	}
+}
+
+// TestOTLPEnvelope: the OTLP request around a batch of spans is exactly a
+// deterministic marshal of ExportTraceServiceRequest{ResourceSpans:
+// [{Resource, ScopeSpans: [{Scope, Spans}]}]}, with and without a resource or
+// a scope, for bodies whose length prefixes take one, two and three bytes.
+func TestOTLPEnvelope(t *testing.T) {
+	res := &otlpresourcepb.Resource{Attributes: []*otlpcommonpb.KeyValue{{Key: "service.name",
+		Value: &otlpcommonpb.AnyValue{Value: &otlpcommonpb.AnyValue_StringValue{StringValue: "svc"}}}}}
+	scope := &otlpcommonpb.InstrumentationScope{Name: "scope"}
+	resB, _ := res.MarshalVT()
+	scopeB, _ := scope.MarshalVT()
+	for _, n := range []int{1, 3, 300} {
+		var spans []*otlptracepb.Span
+		for i := range n {
+			spans = append(spans, &otlptracepb.Span{TraceId: bytes.Repeat([]byte{byte(i)}, 16), Name: strings.Repeat("n", i%50)})
+		}
+		for _, c := range []struct {
+			res   *otlpresourcepb.Resource
+			scope *otlpcommonpb.InstrumentationScope
+		}{{res, scope}, {nil, scope}, {res, nil}, {nil, nil}} {
+			var rb, sb []byte
+			if c.res != nil {
+				rb = resB
+			}
+			if c.scope != nil {
+				sb = scopeB
+			}
+			got := wrapOTLP(t, envelope.NewOTLP(rb, sb), spans)
+			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&otlpcolltracepb.ExportTraceServiceRequest{
+				ResourceSpans: []*otlptracepb.ResourceSpans{{Resource: c.res, ScopeSpans: []*otlptracepb.ScopeSpans{{Scope: c.scope, Spans: spans}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%d spans, resource %v, scope %v: bytes differ", n, c.res != nil, c.scope != nil)
+			}
+		}
+	}
+}
+
+func wrapOTLP(t *testing.T, env envelope.Envelope, spans []*otlptracepb.Span) []byte {
+	t.Helper()
+	r := ring.New[*otlptracepb.Span](len(spans))
+	for _, s := range spans {
+		r.Push(s)
+	}
+	b := batch.New(r, func(dst *otlptracepb.Span, src *otlptracepb.Span) bool {
+		proto.Reset(dst)
+		proto.Merge(dst, src)
+		return true
+	},
+		func() *otlptracepb.Span { return new(otlptracepb.Span) }, len(spans), 1<<30, 0)
+	_, size := b.Fill()
+	out := make([]byte, env.Size(size))
+	at := env.Wrap(out, size)
+	b.Encode(out[at : at+size])
+	return out
 }
