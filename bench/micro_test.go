@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"testing"
+
+	uptracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
+	"go.opencensus.io/trace"
+	"google.golang.org/protobuf/proto"
+
+	upagenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
+
+	"github.com/zerocensus/ocagent/internal/batch"
+	"github.com/zerocensus/ocagent/internal/fastconv"
+	octracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/otlpconv"
+	otlptracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/ring"
+)
+
+// microBatch is the spans of one batch of the default size.
+const microBatch = 300
+
+// BenchmarkMicro is the gate's deterministic part: the hot paths alone, in
+// one goroutine, without gRPC. Their allocation counts are the same every
+// run (the gate checks them exactly) and their times are pure CPU, so the
+// ratio of ours to upstream's equivalent, measured in the same rounds, is
+// stable (the gate checks it closely):
+//
+//	convert/impl=ours|ours-otlp  one typical span converted into a reused message
+//	encode/impl=ours|ours-otlp   a batch of 300 converted typical spans encoded (batch.Encode)
+//	encode/impl=upstream         upstream's encoding of the same 300 spans (protobuf-go's Marshal of its request)
+func BenchmarkMicro(b *testing.B) {
+	sh := shapes[1] // typical
+	sd := spanData(b, sh)
+	b.Run("convert/shape=typical/impl=ours", func(b *testing.B) {
+		announce(b)
+		c, dst := fastconv.NewSpanConverter(0, 0), new(octracepb.Span)
+		c.Convert(dst, sd)
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Convert(dst, sd)
+		}
+	})
+	b.Run("convert/shape=typical/impl=ours-otlp", func(b *testing.B) {
+		announce(b)
+		c, dst := otlpconv.NewSpanConverter(0, 0), new(otlptracepb.Span)
+		c.Convert(dst, sd)
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Convert(dst, sd)
+		}
+	})
+	b.Run("encode/shape=typical/impl=ours", func(b *testing.B) {
+		announce(b)
+		conv := fastconv.NewSpanConverter(0, 0)
+		r := fullRing(sd)
+		encodeBatch(b, batch.New(r, func(dst *octracepb.Span, sd *trace.SpanData) bool {
+			conv.Convert(dst, sd)
+			return true
+		}, octracepb.SpanFromVTPool, microBatch, 1<<30, 0))
+	})
+	b.Run("encode/shape=typical/impl=ours-otlp", func(b *testing.B) {
+		announce(b)
+		conv := otlpconv.NewSpanConverter(0, 0)
+		r := fullRing(sd)
+		encodeBatch(b, batch.New(r, func(dst *otlptracepb.Span, sd *trace.SpanData) bool {
+			conv.Convert(dst, sd)
+			return true
+		}, otlptracepb.SpanFromVTPool, microBatch, 1<<30, 0))
+	})
+	b.Run("encode/shape=typical/impl=upstream", func(b *testing.B) {
+		announce(b)
+		// The same span as upstream's proto (ours is byte-identical to it).
+		oc := new(octracepb.Span)
+		fastconv.NewSpanConverter(0, 0).Convert(oc, sd)
+		raw, err := oc.MarshalVT()
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := &upagenttracepb.ExportTraceServiceRequest{}
+		for range microBatch {
+			s := new(uptracepb.Span)
+			if err := proto.Unmarshal(raw, s); err != nil {
+				b.Fatal(err)
+			}
+			req.Spans = append(req.Spans, s)
+		}
+		var buf []byte
+		b.ReportAllocs()
+		for b.Loop() {
+			if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf[:0], req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*microBatch), "ns/span")
+	})
+}
+
+// fullRing holds one batch of sd.
+func fullRing(sd *trace.SpanData) *ring.Ring[*trace.SpanData] {
+	r := ring.New[*trace.SpanData](microBatch)
+	for range microBatch {
+		r.Push(sd)
+	}
+	return r
+}
+
+// encodeBatch fills bt with the batch its ring holds and times Encode alone.
+func encodeBatch[M batch.Message](b *testing.B, bt *batch.Batch[*trace.SpanData, M]) {
+	n, size := bt.Fill()
+	if n != microBatch {
+		b.Fatalf("batch of %d", n)
+	}
+	buf := make([]byte, size)
+	b.ReportAllocs()
+	for b.Loop() {
+		bt.Encode(buf)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*microBatch), "ns/span")
+}
