@@ -28,7 +28,7 @@ test: vet check-generate
 ## also run in every go test). FUZZ_TARGETS lists package:target pairs.
 FUZZ_TIME ?= 15s
 FUZZ_TARGETS := ./internal/fastconv:FuzzConvertSpan ./internal/fastconv:FuzzConvertView \
-	./internal/batch:FuzzBatchModel
+	./internal/batch:FuzzBatchModel ./internal/otlpconv:FuzzConvertSpanOTLP
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do p=$${pt%%:*}; f=$${pt##*:}; echo "== fuzz $$f ($$p) for $(FUZZ_TIME)"; \
 		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) $$p; done
@@ -51,29 +51,30 @@ check-generate:
 	./scripts/check-generate.sh
 
 ## bench: the comparison suite (bench/, its own module, so that users never
-## download the peers): this exporter, upstream ocagent v0.7.0 and OpenCensus
+## download the peers): this exporter over OpenCensus (ours) and over OTLP
+## (ours-otlp), upstream ocagent v0.7.0 and OpenCensus
 ## bridged into the OpenTelemetry SDK (batch span processor, OTLP gRPC) on the
 ## same scenarios, against counting agents on 127.0.0.1, in BENCH_COUNT
 ## interleaved rounds of BENCH_SUITE_TIME each (about 6 minutes on 2 cores);
-## then the hot-path microbenchmarks (fastconv, ExportSpan, end to end). Raw
+## then the hot-path microbenchmarks (fastconv, otlpconv, ExportSpan, end to end). Raw
 ## results in bench/results/latest.txt (suite) and bench/results/hotpath.txt;
 ## benchstat tables per scenario (implementations side by side, deltas against
 ## upstream) and the README's results table. BENCH_AGENT=inprocess runs the
 ## agents in the benchmark process (their allocations then count).
 BENCH_SUITE_TIME ?= 500ms
 BENCH_HOTPATH_TIME ?= 200ms
-BENCH_IMPLS := -col '/impl@(upstream ours otel)'
+BENCH_IMPLS := -col '/impl@(upstream ours ours-otlp otel)'
 bench:
 	@mkdir -p $(RESULTS)
 	@echo "== comparison suite: $(BENCH_COUNT) rounds x $(BENCH_SUITE_TIME) per benchmark; progress on stderr (» round, elapsed, scenario)"
 	@bench/run.sh results/latest.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) . >/dev/null
-	@echo "== hot path (fastconv, ExportSpan, end to end to a discarding agent process): -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME)"
-	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./internal/fastconv > $(RESULTS)/hotpath.txt
+	@echo "== hot path (fastconv, otlpconv, ExportSpan, end to end to a discarding agent process): -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME)"
+	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./internal/fastconv ./internal/otlpconv > $(RESULTS)/hotpath.txt
 	@go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) . >> $(RESULTS)/hotpath.txt
 	@echo; echo "== exporter only and end to end, per span (sec/op = ns/span); agents in a child process: allocations are the client's"
-	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '(.name:Exporter OR .name:EndToEnd) AND .unit:(ns/op OR allocs/span OR B/span OR wireB/span)' $(RESULTS)/latest.txt
+	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '(.name:Exporter OR .name:EndToEnd) AND .unit:(ns/op OR cpu-ns/span OR allocs/span OR B/span OR wireB/span)' $(RESULTS)/latest.txt
 	@echo; echo "== views, per row (one view of 10 or 1000 rows exported and received per op)"
-	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '.name:Views AND .unit:(ns/row OR allocs/op OR allocs/row OR B/row OR wireB/row)' $(RESULTS)/latest.txt
+	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '.name:Views AND .unit:(ns/row OR cpu-ns/row OR allocs/op OR allocs/row OR B/row OR wireB/row)' $(RESULTS)/latest.txt
 	@echo; echo "== encode floor: SizeVT + MarshalToSizedBufferVT of the converted message alone"
 	@$(BENCHSTAT) -filter '.name:Floor AND .unit:(ns/op OR ns/span OR ns/row OR allocs/op)' $(RESULTS)/latest.txt
 	@echo; echo "== hot path"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves internal/ocproto is exactly what scripts/generate.sh makes with the
+# Proves internal/ocproto and internal/otlpproto are exactly what scripts/generate.sh makes with the
 # pinned tools: regenerates into a scratch tree and fails on any difference.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

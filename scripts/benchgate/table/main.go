@@ -1,5 +1,6 @@
 // Command table prints the results table of README.md from `make bench`'s
-// raw results: per scenario and implementation, the medians of ns, allocs,
+// raw results: per scenario and implementation, the medians of ns, CPU ns
+// (user + system time of the whole process, agents excluded), allocs,
 // bytes allocated and bytes on the wire per span (per row for views), ns as
 // a ratio to upstream's and to the encode floor of the same shape (view).
 //
@@ -44,12 +45,12 @@ func main() {
 		}
 		u := results.PerUnit(scenarios[0])
 		fmt.Printf("%s\n\n", gr.title)
-		fmt.Printf("| scenario | impl | ns/%s | allocs/%s | B/%s | wire B/%s | × upstream | × floor |\n", u, u, u, u)
-		fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Printf("| scenario | impl | ns/%s | CPU ns/%s | allocs/%s | B/%s | wire B/%s | × upstream | × floor |\n", u, u, u, u, u)
+		fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, sc := range scenarios {
 			up, _ := s.Median(sc+"/impl=upstream", "ns/"+u)
 			floor, _ := s.Median(results.Floor(sc), "ns/"+u)
-			for _, impl := range []string{"ours", "upstream", "otel"} {
+			for _, impl := range []string{"ours", "ours-otlp", "upstream", "otel"} {
 				name := sc + "/impl=" + impl
 				if !s.Has(name) {
 					continue
@@ -58,8 +59,9 @@ func main() {
 				allocs, _ := s.Median(name, "allocs/"+u)
 				b, _ := s.Median(name, "B/"+u)
 				wire, _ := s.Median(name, "wireB/"+u)
-				fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n",
-					strings.TrimPrefix(sc, gr.prefix), impl, results.Duration(ns), allocsString(allocs),
+				cpu, _ := s.Median(name, "cpu-ns/"+u)
+				fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					strings.TrimPrefix(sc, gr.prefix), impl, results.Duration(ns), results.Duration(cpu), allocsString(allocs),
 					results.Format(b), results.Format(wire), ratio(ns, up), ratio(ns, floor))
 			}
 		}
