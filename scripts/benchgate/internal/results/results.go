@@ -19,6 +19,10 @@ type Set struct {
 	Names  []string // in order of first appearance
 	values map[string]map[string][]float64
 	Runs   int // results lines read
+	// Machine is the "cpu" configuration line and the GOMAXPROCS suffix of
+	// the first result ("Intel(R) Xeon(R) Processor, 2 procs"): time
+	// ratios are comparable only between runs on the same kind of machine.
+	Machine string
 }
 
 // Read parses the files.
@@ -51,8 +55,12 @@ func Read(paths ...string) (*Set, error) {
 
 func (s *Set) add(r *benchfmt.Result) {
 	name := string(r.Name.Full())
+	procs := "1"
 	if i := strings.LastIndexByte(name, '-'); i > 0 && isDigits(name[i+1:]) {
-		name = name[:i]
+		name, procs = name[:i], name[i+1:]
+	}
+	if s.Machine == "" {
+		s.Machine = strings.TrimSpace(r.GetConfig("cpu")) + ", " + procs + " procs"
 	}
 	m := s.values[name]
 	if m == nil {
