@@ -33,9 +33,10 @@ fuzz:
 	@for pt in $(FUZZ_TARGETS); do p=$${pt%%:*}; f=$${pt##*:}; echo "== fuzz $$f ($$p) for $(FUZZ_TIME)"; \
 		go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) $$p; done
 
-## interop: the exporter against a real OpenCensus receiver, the OpenTelemetry
-## Collector v0.133.0 (interop/cmd/otelcol-oc, built by the tests: about
-## 2 minutes cold on 2 cores, seconds once cached), run on 127.0.0.1.
+## interop: the exporter against real OpenTelemetry Collectors run on
+## 127.0.0.1: v0.133.0 with the OpenCensus receiver (interop/cmd/otelcol-oc)
+## and v0.161.0 with the OTLP receiver (interop/otelcol-otlp, its own module),
+## both built by the tests: about 4 minutes cold on 2 cores, 30 s once cached.
 interop:
 	cd interop && go vet ./... && go test -count=1 ./...
 
@@ -55,7 +56,7 @@ check-generate:
 ## (ours-otlp), upstream ocagent v0.7.0 and OpenCensus
 ## bridged into the OpenTelemetry SDK (batch span processor, OTLP gRPC) on the
 ## same scenarios, against counting agents on 127.0.0.1, in BENCH_COUNT
-## interleaved rounds of BENCH_SUITE_TIME each (about 6 minutes on 2 cores);
+## interleaved rounds of BENCH_SUITE_TIME each (about 8 minutes on 2 cores in all);
 ## then the hot-path microbenchmarks (fastconv, otlpconv, ExportSpan, end to end). Raw
 ## results in bench/results/latest.txt (suite) and bench/results/hotpath.txt;
 ## benchstat tables per scenario (implementations side by side, deltas against
@@ -90,7 +91,8 @@ bench:
 ## time as a ratio to upstream's may rise by BENCH_GATE_MICRO_TOLERANCE; round
 ## trips through gRPC are gated on allocations per span or view within a
 ## tolerance taken from their measured spread, and on their time as a ratio
-## to upstream's within BENCH_GATE_TOLERANCE. About three minutes.
+## to upstream's within BENCH_GATE_TOLERANCE (ratios gated only against a baseline
+## from the same kind of machine). About two minutes.
 BENCH_GATE_ROUNDS ?= 10
 BENCH_GATE_TIME ?= 300ms
 BENCH_GATE_TOLERANCE ?= 0.35
