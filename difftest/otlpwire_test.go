@@ -82,7 +82,7 @@ func fullTraces() *ucolltrace.ExportTraceServiceRequest {
 				TraceState: "a=b,c=d", Flags: 0x301, Name: "span", Kind: utrace.Span_SPAN_KIND_CLIENT,
 				StartTimeUnixNano: 1e18, EndTimeUnixNano: 1e18 + 5,
 				Attributes: attrs, DroppedAttributesCount: 4,
-				Events: []*utrace.Span_Event{{TimeUnixNano: 7, Name: "ev", Attributes: attrs[:3], DroppedAttributesCount: 1}},
+				Events:             []*utrace.Span_Event{{TimeUnixNano: 7, Name: "ev", Attributes: attrs[:3], DroppedAttributesCount: 1}},
 				DroppedEventsCount: 5,
 				Links: []*utrace.Span_Link{{TraceId: bytes.Repeat([]byte{4}, 16), SpanId: bytes.Repeat([]byte{5}, 8), TraceState: "x=y",
 					Attributes: attrs[3:], DroppedAttributesCount: 2, Flags: 0x100}},
