@@ -41,6 +41,8 @@ interop:
 	cd interop && go vet ./... && go test -count=1 ./...
 
 vet:
+	@echo "== gofmt"; files=$$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'); \
+		bad=$$(gofmt -l $$files); if [ -n "$$bad" ]; then echo "gofmt -w needed:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && go vet ./...); done
 
 ## generate: regenerate internal/ocproto and internal/otlpproto with the pinned
