@@ -2,6 +2,8 @@ package otlpgrpc
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -246,5 +248,125 @@ func TestReplyParsing(t *testing.T) {
 	}
 	if err := r.UnmarshalReply(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x05})}); err == nil {
 		t.Fatal("truncated reply accepted")
+	}
+}
+
+// TestUnaryModel sends seeded random sequences of requests through the OTLP
+// transport, with up to 8 calls in flight, to an agent that answers each
+// request by a plan drawn per request: 0-2 retryable failures (any of the
+// specification's retryable codes, or ResourceExhausted with RetryInfo),
+// then success, a partial success, or a final refusal. Against the
+// reference: the agent saw every request id exactly 1 + its failures times
+// (nothing lost, no attempt beyond the plan), and the counters (exported,
+// rejected, send failures, resent) add up to what the plans say.
+func TestUnaryModel(t *testing.T) {
+	type plan struct {
+		fails   []codes.Code
+		final   codes.Code // codes.OK: accepted
+		partial int        // with codes.OK: rejected items
+	}
+	retryableCodes := []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.Canceled, codes.OutOfRange, codes.DataLoss, codes.ResourceExhausted}
+	finalCodes := []codes.Code{codes.InvalidArgument, codes.PermissionDenied, codes.Internal, codes.ResourceExhausted}
+	var (
+		mu    sync.Mutex
+		plans map[uint32]plan
+		calls map[uint32]int
+	)
+	f := startFake(t, 0, func(_ int64, req []byte) ([]byte, error) {
+		id := binary.BigEndian.Uint32(req)
+		mu.Lock()
+		p := plans[id]
+		n := calls[id]
+		calls[id]++
+		mu.Unlock()
+		if n < len(p.fails) {
+			st := status.New(p.fails[n], "not now")
+			if p.fails[n] == codes.ResourceExhausted {
+				st, _ = st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Millisecond)})
+			}
+			return nil, st.Err()
+		}
+		if p.final != codes.OK {
+			return nil, status.Error(p.final, "refused")
+		}
+		if p.partial > 0 {
+			return partial(p.partial, "some bad"), nil
+		}
+		return nil, nil
+	})
+	for seed := range 30 {
+		r := rand.New(rand.NewPCG(uint64(seed), 11))
+		mu.Lock()
+		plans, calls = map[uint32]plan{}, map[uint32]int{}
+		mu.Unlock()
+		f.maxSeen.Store(0)
+		ctx, cancel := context.WithCancel(context.Background())
+		// A 2 ms backoff cap: the delays are not under test here.
+		conn, err := transport.Dial(ctx, f.addr, 2*time.Millisecond, time.Second, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, bufs := new(transport.Counters), pool.NewBuffers()
+		u := New(conn, Config{Method: TraceMethod, MaxInFlight: 1 + r.IntN(8), Timeout: 10 * time.Second}, c)
+		var wantExported, wantRejected, wantFailures, wantResent int
+		const requests = 40
+		for id := uint32(1); id <= requests; id++ {
+			items := 1 + r.IntN(20)
+			var p plan
+			for range r.IntN(3) {
+				p.fails = append(p.fails, retryableCodes[r.IntN(len(retryableCodes))])
+			}
+			switch k := r.IntN(10); {
+			case k < 6:
+			case k < 8:
+				p.partial = 1 + r.IntN(items)
+			default:
+				p.final = finalCodes[r.IntN(len(finalCodes))]
+			}
+			mu.Lock()
+			plans[id] = p
+			mu.Unlock()
+			wantFailures += len(p.fails)
+			wantResent += len(p.fails) * items
+			switch {
+			case p.final != codes.OK:
+				wantRejected += items
+			default:
+				wantExported += items - p.partial
+				wantRejected += p.partial
+			}
+			for u.Ready() != nil {
+				<-u.Events()
+			}
+			b := bufs.Get(8)
+			*b = (*b)[:8]
+			binary.BigEndian.PutUint32(*b, id)
+			binary.BigEndian.PutUint32((*b)[4:], uint32(items))
+			u.Send(mem.NewBuffer(b, bufs), items)
+		}
+		closeCtx, closeCancel := context.WithTimeout(context.Background(), 20*time.Second)
+		u.Close(closeCtx)
+		closeCancel()
+		if !u.Settled() || u.Pending() != 0 {
+			t.Fatalf("seed %d: not settled, %d pending", seed, u.Pending())
+		}
+		mu.Lock()
+		for id := uint32(1); id <= requests; id++ {
+			if got, want := calls[id], 1+len(plans[id].fails); got != want {
+				t.Errorf("seed %d: request %d reached the agent %d times, its plan says %d", seed, id, got, want)
+			}
+		}
+		mu.Unlock()
+		s := c.Snapshot()
+		if int(s.Exported) != wantExported || int(s.Rejected) != wantRejected || int(s.SendFailures) != wantFailures || int(s.Resent) != wantResent {
+			t.Fatalf("seed %d: exported %d rejected %d failures %d resent %d; model %d %d %d %d",
+				seed, s.Exported, s.Rejected, s.SendFailures, s.Resent, wantExported, wantRejected, wantFailures, wantResent)
+		}
+		if m := f.maxSeen.Load(); m > int64(u.cfg.MaxInFlight) {
+			t.Errorf("seed %d: %d calls in flight, limit %d", seed, m, u.cfg.MaxInFlight)
+		}
+		cancel()
+		u.Abort()
+		conn.Close()
 	}
 }
