@@ -83,7 +83,7 @@ func (p *openCensus) spans(e *Exporter) *signal[*trace.SpanData] {
 		conv.Convert(dst, sd)
 		return true
 	}, octracepb.SpanFromVTPool, cfg.maxBatch, cfg.maxBytes, cfg.prewarm)
-	return spanSignal(e, r, b, envelope.NewOpenCensus(p.suffix))
+	return newSignal(e, r, b, cfg.spanPipeline(envelope.NewOpenCensus(p.suffix)))
 }
 
 func (p *openCensus) views(e *Exporter) *signal[*view.Data] {
@@ -93,7 +93,7 @@ func (p *openCensus) views(e *Exporter) *signal[*view.Data] {
 	b := batch.New(r, func(dst *metricspb.Metric, vd *view.Data) bool {
 		return conv.Convert(dst, vd, cfg.metricNamePrefix) == nil
 	}, metricspb.MetricFromVTPool, cfg.viewBatch(), cfg.maxBytes, 0)
-	return viewSignal(e, r, b, envelope.NewOpenCensus(p.suffix))
+	return newSignal(e, r, b, cfg.viewPipeline(envelope.NewOpenCensus(p.suffix)))
 }
 
 func (p *openCensus) spanTransport(e *Exporter, conn *transport.Conn) pipeline.Transport {
@@ -124,20 +124,18 @@ func (p *openCensus) encodeRaw(e *Exporter, m proto.Message) (*[]byte, int, erro
 	return buf, 0, nil
 }
 
-// spanSignal and viewSignal build a pipeline over a ring and batch, for
-// either protocol.
-func spanSignal[M batch.Message](e *Exporter, r *ring.Ring[*trace.SpanData], b *batch.Batch[*trace.SpanData, M], env envelope.Envelope) *signal[*trace.SpanData] {
-	cfg := e.cfg
-	p := pipeline.New(r, b, e.bufs, pipeline.Config{
-		Delay: cfg.maxDelay, WakeEvery: cfg.maxBatch, BlockTimeout: cfg.blockTimeout, Envelope: env,
-	})
-	return &signal[*trace.SpanData]{Pipeline: p, oversize: b.Oversize, invalid: b.Invalid}
+// newSignal builds a pipeline over a ring and its batch, for either protocol
+// and either signal.
+func newSignal[T any, M batch.Message](e *Exporter, r *ring.Ring[T], b *batch.Batch[T, M], cfg pipeline.Config) *signal[T] {
+	return &signal[T]{Pipeline: pipeline.New(r, b, e.bufs, cfg), oversize: b.Oversize, invalid: b.Invalid}
 }
 
-func viewSignal[M batch.Message](e *Exporter, r *ring.Ring[*view.Data], b *batch.Batch[*view.Data, M], env envelope.Envelope) *signal[*view.Data] {
-	cfg := e.cfg
-	p := pipeline.New(r, b, e.bufs, pipeline.Config{
-		Delay: cfg.viewDelay, WakeEvery: cfg.viewBatch(), Envelope: env,
-	})
-	return &signal[*view.Data]{Pipeline: p, oversize: b.Oversize, invalid: b.Invalid}
+// spanPipeline and viewPipeline are the pipelines' settings, the same for
+// both protocols but for the envelope.
+func (c *config) spanPipeline(env envelope.Envelope) pipeline.Config {
+	return pipeline.Config{Delay: c.maxDelay, WakeEvery: c.maxBatch, BlockTimeout: c.blockTimeout, Envelope: env}
+}
+
+func (c *config) viewPipeline(env envelope.Envelope) pipeline.Config {
+	return pipeline.Config{Delay: c.viewDelay, WakeEvery: c.viewBatch(), Envelope: env}
 }

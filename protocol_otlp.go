@@ -124,7 +124,7 @@ func (p *otlp) spans(e *Exporter) *signal[*trace.SpanData] {
 		conv.Convert(dst, sd)
 		return true
 	}, tracepb.SpanFromVTPool, cfg.maxBatch, cfg.maxBytes, cfg.prewarm)
-	return spanSignal(e, r, b, p.env)
+	return newSignal(e, r, b, cfg.spanPipeline(p.env))
 }
 
 func (p *otlp) views(e *Exporter) *signal[*view.Data] {
@@ -134,7 +134,7 @@ func (p *otlp) views(e *Exporter) *signal[*view.Data] {
 	b := batch.New(r, func(dst *metricspb.Metric, vd *view.Data) bool {
 		return conv.Convert(dst, vd, cfg.metricNamePrefix) == nil
 	}, metricspb.MetricFromVTPool, cfg.viewBatch(), cfg.maxBytes, 0)
-	return viewSignal(e, r, b, p.env)
+	return newSignal(e, r, b, cfg.viewPipeline(p.env))
 }
 
 func (p *otlp) spanTransport(e *Exporter, conn *transport.Conn) pipeline.Transport {
@@ -154,44 +154,18 @@ func (p *otlp) configStream(*Exporter, *transport.Conn) *ocstream.ConfigStream {
 // exporter's Node and Resource where the request has none (an agent applies
 // a stream's last ones).
 func (p *otlp) encodeRaw(e *Exporter, m proto.Message) (*[]byte, int, error) {
-	var out interface {
-		SizeVT() int
-		MarshalToSizedBufferVT([]byte) (int, error)
-	}
+	var out batch.Message
 	items := 0
 	switch r := m.(type) {
 	case *agenttracepb.ExportTraceServiceRequest:
-		node, res := r.Node, r.Resource
-		if node == nil {
-			node = e.node
-		}
-		if res == nil {
-			res = e.resource
-		}
-		out = otlpconv.Traces(node, res, r.Spans)
-		for _, s := range r.Spans {
-			if s != nil {
-				items++
-			}
-		}
+		out = otlpconv.Traces(orDefault(r.Node, e.node), orDefault(r.Resource, e.resource), r.Spans)
+		items = nonNil(r.Spans)
 	case *agentmetricspb.ExportMetricsServiceRequest:
-		node, res := r.Node, r.Resource
-		if node == nil {
-			node = e.node
-		}
-		if res == nil {
-			res = e.resource
-		}
-		req, err := otlpconv.Metrics(node, res, r.Metrics)
+		req, err := otlpconv.Metrics(orDefault(r.Node, e.node), orDefault(r.Resource, e.resource), r.Metrics)
 		if err != nil {
 			return nil, 0, err
 		}
-		out = req
-		for _, m := range r.Metrics {
-			if m != nil {
-				items++
-			}
-		}
+		out, items = req, nonNil(r.Metrics)
 	default:
 		return nil, 0, fmt.Errorf("unexpected request type %T", m)
 	}
@@ -202,4 +176,23 @@ func (p *otlp) encodeRaw(e *Exporter, m proto.Message) (*[]byte, int, error) {
 		return nil, 0, err
 	}
 	return buf, items, nil
+}
+
+// orDefault is v, or def when v is nil.
+func orDefault[T any](v, def *T) *T {
+	if v == nil {
+		return def
+	}
+	return v
+}
+
+// nonNil counts the elements of s that are not nil.
+func nonNil[T any](s []*T) int {
+	n := 0
+	for _, v := range s {
+		if v != nil {
+			n++
+		}
+	}
+	return n
 }
