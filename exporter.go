@@ -136,25 +136,18 @@ func (e *Exporter) Start() error {
 		return errAlreadyStarted
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	conns := make(map[*endpoint]*transport.Conn, 2)
-	dial := func(ep *endpoint) (*transport.Conn, error) {
-		for other, c := range conns {
-			if other.same(ep) {
-				return c, nil
+	// One connection per distinct endpoint: both signals share it unless
+	// OTLP's per-signal settings tell them apart.
+	spanConn, err := e.eps[0].dial(ctx, e.cfg)
+	if err == nil {
+		e.conns = append(e.conns, spanConn)
+		viewConn := spanConn
+		if !e.eps[1].same(e.eps[0]) {
+			if viewConn, err = e.eps[1].dial(ctx, e.cfg); err == nil {
+				e.conns = append(e.conns, viewConn)
 			}
 		}
-		c, err := ep.dial(ctx, e.cfg)
-		if err != nil {
-			return nil, err
-		}
-		conns[ep] = c
-		e.conns = append(e.conns, c)
-		return c, nil
-	}
-	spanConn, err := dial(e.eps[0])
-	if err == nil {
-		var viewConn *transport.Conn
-		if viewConn, err = dial(e.eps[1]); err == nil {
+		if err == nil {
 			e.cancel = cancel
 			e.state.Store(stateRunning)
 			ready := make(chan struct{}, 2)
