@@ -177,13 +177,16 @@ func countField(b []byte, num protowire.Number) int64 {
 // request.
 func countNested(b []byte) int64 {
 	var n int64
-	forEach(b, 1, func(rs []byte) {
-		forEach(rs, 2, func(ss []byte) { n += countField(ss, 2) })
+	ForEach(b, 1, func(rs []byte) {
+		ForEach(rs, 2, func(ss []byte) { n += countField(ss, 2) })
 	})
 	return n
 }
 
-func forEach(b []byte, num protowire.Number, fn func([]byte)) {
+// ForEach calls fn with the bytes of every length-delimited field num of
+// the encoded message b, in order, without decoding anything else (the test
+// agents count and identify items this way).
+func ForEach(b []byte, num protowire.Number, fn func([]byte)) {
 	for len(b) > 0 {
 		f, t, l := protowire.ConsumeTag(b)
 		if l < 0 {

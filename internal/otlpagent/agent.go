@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/zerocensus/ocagent/internal/countagent"
 )
 
 // The methods it answers.
@@ -184,9 +186,9 @@ func (a *Agent) record(method string, st grpc.ServerStream, body []byte) {
 	defer a.mu.Unlock()
 	if method == TraceMethod {
 		scopes(body, func(ss []byte) {
-			forEach(ss, 2, func(span []byte) {
+			countagent.ForEach(ss, 2, func(span []byte) {
 				a.spans++
-				forEach(span, 2, func(id []byte) {
+				countagent.ForEach(span, 2, func(id []byte) {
 					var k [8]byte
 					copy(k[:], id)
 					a.ids[k]++
@@ -195,7 +197,7 @@ func (a *Agent) record(method string, st grpc.ServerStream, body []byte) {
 		})
 	} else {
 		scopes(body, func(ss []byte) {
-			forEach(ss, 2, func(m []byte) {
+			countagent.ForEach(ss, 2, func(m []byte) {
 				a.metrics++
 				a.points += int64(countPoints(m))
 			})
@@ -224,7 +226,7 @@ func partial(n int) []byte {
 
 // scopes calls fn with each ScopeSpans (ScopeMetrics) of a request.
 func scopes(req []byte, fn func([]byte)) {
-	forEach(req, 1, func(rs []byte) { forEach(rs, 2, fn) })
+	countagent.ForEach(req, 1, func(rs []byte) { countagent.ForEach(rs, 2, fn) })
 }
 
 // countPoints counts the data points of a Metric: field 2 of its data field
@@ -232,35 +234,11 @@ func scopes(req []byte, fn func([]byte)) {
 func countPoints(m []byte) int {
 	n := 0
 	for _, f := range []protowire.Number{5, 7, 9, 10, 11} {
-		forEach(m, f, func(data []byte) {
-			forEach(data, 1, func([]byte) { n++ })
+		countagent.ForEach(m, f, func(data []byte) {
+			countagent.ForEach(data, 1, func([]byte) { n++ })
 		})
 	}
 	return n
-}
-
-func forEach(b []byte, num protowire.Number, fn func([]byte)) {
-	for len(b) > 0 {
-		f, t, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return
-		}
-		b = b[l:]
-		if f == num && t == protowire.BytesType {
-			v, l := protowire.ConsumeBytes(b)
-			if l < 0 {
-				return
-			}
-			fn(v)
-			b = b[l:]
-			continue
-		}
-		l = protowire.ConsumeFieldValue(f, t, b)
-		if l < 0 {
-			return
-		}
-		b = b[l:]
-	}
 }
 
 // Requests returns a copy of every request kept, in order of arrival.
