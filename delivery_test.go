@@ -118,35 +118,19 @@ func TestDeliveryAcrossAbruptRestarts(t *testing.T) {
 			}
 			defer e.Stop()
 
-			var lags []time.Duration
-			var downs []time.Duration
+			var lags, downs []time.Duration
 			done := make(chan struct{})
 			stop := make(chan struct{})
-			go func() { // the agent's redeployments
+			go func() {
 				defer close(done)
-				rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-				for range restarts {
-					up := 300*time.Millisecond + rand.N(700*time.Millisecond)
-					select {
-					case <-time.After(up):
-					case <-stop:
-						return
-					}
-					down := 100*time.Millisecond + time.Duration(rnd.Int64N(int64(c.maxDown-100*time.Millisecond)+1))
-					a.Stop()
-					time.Sleep(down)
-					if err := a.Restart(); err != nil {
-						t.Error(err)
-						return
-					}
+				downs = redeploy(t, a, restarts, c.maxDown, stop, func() {
 					back := time.Now()
 					before := a.SpanCount()
 					for a.SpanCount() == before && time.Since(back) < 10*time.Second {
 						time.Sleep(time.Millisecond)
 					}
 					lags = append(lags, time.Since(back))
-					downs = append(downs, down)
-				}
+				})
 			}()
 			var wg sync.WaitGroup
 			for p := range 2 {
@@ -306,4 +290,37 @@ func TestSendLimitBelowBatch(t *testing.T) {
 	if st.SpansDroppedOversize != 20 || st.SpansExported != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// restarter is a test agent that can be killed abruptly (listener and
+// connections closed) and brought back on the same address.
+type restarter interface {
+	Stop()
+	Restart() error
+}
+
+// redeploy is the redeployed-Collector fault: restarts times, after 300 ms
+// to 1 s up, a is killed and comes back after 100 ms to maxDown; back, when
+// not nil, runs after each return. It returns the downtimes, early when stop
+// is closed.
+func redeploy(t *testing.T, a restarter, restarts int, maxDown time.Duration, stop <-chan struct{}, back func()) (downs []time.Duration) {
+	for range restarts {
+		select {
+		case <-time.After(300*time.Millisecond + rand.N(700*time.Millisecond)):
+		case <-stop:
+			return downs
+		}
+		down := 100*time.Millisecond + rand.N(maxDown-100*time.Millisecond+1)
+		a.Stop()
+		time.Sleep(down)
+		if err := a.Restart(); err != nil {
+			t.Error(err)
+			return downs
+		}
+		if back != nil {
+			back()
+		}
+		downs = append(downs, down)
+	}
+	return downs
 }

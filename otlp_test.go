@@ -2,7 +2,6 @@ package ocagent
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
@@ -288,21 +287,7 @@ func TestOTLPDeliveryAcrossAbruptRestarts(t *testing.T) {
 	var downs []time.Duration
 	go func() {
 		defer close(done)
-		for range restarts {
-			select {
-			case <-time.After(300*time.Millisecond + rand.N(700*time.Millisecond)):
-			case <-stop:
-				return
-			}
-			down := 100*time.Millisecond + rand.N(200*time.Millisecond)
-			a.Stop()
-			time.Sleep(down)
-			if err := a.Restart(); err != nil {
-				t.Error(err)
-				return
-			}
-			downs = append(downs, down)
-		}
+		downs = redeploy(t, a, restarts, 300*time.Millisecond, stop, nil)
 	}()
 	var wg sync.WaitGroup
 	for p := range 2 {
