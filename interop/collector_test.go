@@ -45,7 +45,7 @@ const (
 	// OpenCensus receiver (testdata/config.yaml, ${env:OC_ENDPOINT}).
 	ocCollector collectorKind = iota
 	// otlpCollector is otelcol-otlp (its own module): a current Collector,
-	// v0.161.0, with the OTLP receiver (testdata/otlp.yaml,
+	// v0.165.0, with the OTLP receiver (testdata/otlp.yaml,
 	// ${env:OTLP_ENDPOINT}).
 	otlpCollector
 )

@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// The OTLP JSON the Collector's file exporter writes, one object per line.
+// The OTLP JSON the Collectors write, one object per line (v0.133.0: the
+// contrib file exporter; otelcol-otlp: jsonl, the same marshaler).
 // Only what the OpenCensus receiver can produce is declared, and lines are
 // decoded with DisallowUnknownFields: a field the Collector writes that is
 // not here fails the test. 64-bit integers (timestamps, intValue, asInt,
