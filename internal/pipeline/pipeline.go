@@ -28,6 +28,7 @@ import (
 // Queued are safe from any goroutine.
 type Source interface {
 	Fill() (items, size int)
+	Full() bool
 	Encode(dst []byte)
 	Sent()
 	Discard() int
@@ -78,7 +79,7 @@ type Transport interface {
 // Config describes one pipeline.
 type Config struct {
 	Delay        time.Duration     // the longest an item waits in the ring
-	WakeEvery    int               // producers wake the scheduler every this many pushes (a batch's worth)
+	WakeEvery    int               // producers wake the scheduler every this many pushes (a quarter of a batch: items leave the ring early)
 	BlockTimeout time.Duration     // > 0: a push into a full ring waits up to this long
 	Envelope     envelope.Envelope // the protocol's request around a batch body
 }

@@ -164,11 +164,17 @@ type testPipe struct {
 // newTestPipe makes a pipeline of items of size bytes each, batches of
 // maxItems and maxBytes, and a fake transport.
 func newTestPipe(t testing.TB, size, ringCap, maxItems, maxBytes int) *testPipe {
+	return newTestPipeWaking(t, size, ringCap, maxItems, maxBytes, maxItems)
+}
+
+// newTestPipeWaking is newTestPipe with producers waking the scheduler every
+// wakeEvery pushes.
+func newTestPipeWaking(t testing.TB, size, ringCap, maxItems, maxBytes, wakeEvery int) *testPipe {
 	r := ring.New[uint32](ringCap)
 	b := batch.New(r, func(m *idMsg, id uint32) bool { m.id, m.size = id, size; return true },
 		func() *idMsg { return new(idMsg) }, maxItems, maxBytes, 0)
 	suffix := []byte{0x1a, 0x00} // an empty field 3, as an OpenCensus Resource
-	p := New(r, b, pool.NewBuffers(), Config{Delay: time.Hour, WakeEvery: maxItems, Envelope: envelope.NewOpenCensus(suffix)})
+	p := New(r, b, pool.NewBuffers(), Config{Delay: time.Hour, WakeEvery: wakeEvery, Envelope: envelope.NewOpenCensus(suffix)})
 	fake := newFake(p.Counters(), len(suffix))
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx, fake, nil)
@@ -282,6 +288,70 @@ func TestDownTransportKeepsItemsAndCountsThemAtStop(t *testing.T) {
 	st = tp.Stats()
 	if st.DroppedAtStop != 64 || st.Queued != 0 {
 		t.Fatalf("after stop: %+v", st)
+	}
+}
+
+// TestWakeConvertsAndSendsFullBatches: producers wake the scheduler more
+// often than once a batch, so that items leave the ring (and their memory is
+// released) early; a wake converts what is queued, even while every call is
+// in flight, but sends only full batches. Partial ones go at the delay or on
+// Flush.
+func TestWakeConvertsAndSendsFullBatches(t *testing.T) {
+	tp := newTestPipeWaking(t, 10, 1024, 8, 1<<20, 2)
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s (stats %+v)", what, tp.Stats())
+			}
+		}
+	}
+	held := func() int { return tp.src.Held() }
+	for i := range 6 {
+		tp.Export(uint32(i))
+	}
+	until("6 items converted", func() bool { return held() == 6 })
+	if got := tp.fake.delivered(); len(got) != 0 {
+		t.Fatalf("a partial batch was sent on a wake: %v", got)
+	}
+	for i := 6; i < 8; i++ {
+		tp.Export(uint32(i))
+	}
+	until("the full batch sent", func() bool { return len(tp.fake.delivered()) == 8 })
+	if st := tp.Stats(); st.Batches != 1 {
+		t.Fatalf("8 items in %d batches, want 1", st.Batches)
+	}
+
+	// Every call in flight: wakes still convert, up to a batch.
+	tp.fake.mu.Lock()
+	tp.fake.maxCalls = 1
+	tp.fake.mu.Unlock()
+	for i := 8; i < 16; i++ {
+		tp.Export(uint32(i))
+	}
+	until("a call in flight", func() bool { return tp.fake.Pending() == 8 })
+	for i := 16; i < 24; i++ {
+		tp.Export(uint32(i))
+	}
+	until("the next batch converted while busy", func() bool { return held() == 8 && tp.ring.Len() == 0 })
+	tp.fake.complete()
+	until("the converted batch sent", func() bool { return tp.fake.Pending() == 8 })
+	tp.fake.mu.Lock()
+	tp.fake.maxCalls = 0
+	tp.fake.mu.Unlock()
+	tp.fake.complete()
+	for i := 24; i < 27; i++ {
+		tp.Export(uint32(i))
+	}
+	tp.flush(t)
+	got := tp.fake.delivered()
+	if len(got) != 27 {
+		t.Fatalf("delivered %d of 27", len(got))
+	}
+	for i, id := range got {
+		if id != uint32(i) {
+			t.Fatalf("delivered out of order: %v", got)
+		}
 	}
 }
 

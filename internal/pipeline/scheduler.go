@@ -16,8 +16,9 @@ import (
 var ErrStopped = errors.New("stopped")
 
 // Scheduler is the only goroutine that converts, encodes and sends for its
-// pipeline. It drains the batch when woken (a batch's worth is queued), every
-// delay, on Flush and on Close, and services its transport's events.
+// pipeline. When woken (every Config.WakeEvery pushes) or by its transport's
+// events it converts what is queued and sends full batches; every delay, on
+// Flush and on Close it also sends a partial one.
 type Scheduler struct {
 	src  Source
 	cfg  Config
@@ -154,23 +155,30 @@ func (s *Scheduler) run(ctx context.Context) {
 			t.Service()
 		case <-s.wake:
 		case <-tick.C:
+			s.drain(true)
+			continue
 		}
-		s.drain()
+		s.drain(false)
 	}
 }
 
-// drain sends batches until what was queued when it began has been sent or
-// the transport cannot take more now. The bound keeps Flush from chasing
-// producers that never stop, and keeps the scheduler answering its other
-// requests. It reports whether it stopped because the transport was busy.
-func (s *Scheduler) drain() (busy bool, left int) {
+// drain converts what is queued and sends full batches until what was
+// queued when it began has been sent or the transport cannot take more now;
+// with partial it also sends a last partial batch (the delay, Flush, Close).
+// It converts even when the transport cannot send: the items leave the ring
+// (and the caller's memory is released) while calls are in flight. The bound
+// keeps Flush from chasing producers that never stop, and keeps the
+// scheduler answering its other requests. It reports whether it stopped
+// because the transport was busy.
+func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 	budget := s.src.Held() + s.src.Queued()
 	for budget > 0 {
-		if err := s.t.Ready(); err != nil {
+		err := s.t.Ready()
+		items, size := s.src.Fill()
+		if err != nil {
 			return err == ErrBusy, budget
 		}
-		items, size := s.src.Fill()
-		if items == 0 {
+		if items == 0 || !partial && !s.src.Full() {
 			return false, 0
 		}
 		env := s.cfg.Envelope
@@ -190,7 +198,7 @@ func (s *Scheduler) drain() (busy bool, left int) {
 // been handed over, the agent is unreachable, or ctx ends.
 func (s *Scheduler) drainAll(runCtx, ctx context.Context) {
 	for {
-		busy, left := s.drain()
+		busy, left := s.drain(true)
 		if !busy || left == 0 {
 			return
 		}
