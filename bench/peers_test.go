@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,9 +39,19 @@ func newOurs(tb testing.TB, opts ...ours.ExporterOption) *ours.Exporter {
 	return e
 }
 
-// newOursOTLP is newOurs speaking OTLP (its default batch: 512 spans).
+// newOursOTLP is newOurs speaking OTLP (its default batch: 2048 spans).
+// BENCH_OTLP_BATCH=n sets WithMaxBatchSpans(n) instead, to compare batch
+// sizes (README: "OTLP batch size").
 func newOursOTLP(tb testing.TB) *ours.Exporter {
-	return newOurs(tb, ours.WithProtocol(ours.ProtocolOTLP))
+	opts := []ours.ExporterOption{ours.WithProtocol(ours.ProtocolOTLP)}
+	if v := os.Getenv("BENCH_OTLP_BATCH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			tb.Fatalf("BENCH_OTLP_BATCH=%q: %v", v, err)
+		}
+		opts = append(opts, ours.WithMaxBatchSpans(n))
+	}
+	return newOurs(tb, opts...)
 }
 
 // newUpstream: upstream's defaults (bundler of 300 spans or 2 s, unbounded,

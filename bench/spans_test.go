@@ -11,9 +11,9 @@ import (
 )
 
 // warmSpans fills two batches of every peer (300 for the OpenCensus
-// exporters, 512 for OTLP ones and the batch span processor) before the
-// timer starts.
-const warmSpans = 1024
+// exporters, 512 for the batch span processor, 2048 for ours-otlp) before
+// the timer starts.
+const warmSpans = 4096
 
 // BenchmarkExporter is the exporter alone: GOMAXPROCS goroutines hand a
 // pre-built span to it (ExportSpan; for OpenTelemetry, the batch span
