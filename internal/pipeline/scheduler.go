@@ -165,8 +165,9 @@ func (s *Scheduler) run(ctx context.Context) {
 // drain converts what is queued and sends full batches until what was
 // queued when it began has been sent or the transport cannot take more now;
 // with partial it also sends a last partial batch (the delay, Flush, Close).
-// It converts even when the transport cannot send: the items leave the ring
-// (and the caller's memory is released) while calls are in flight. The bound
+// It converts even while every call is in flight (busy): the items leave
+// the ring (and the caller's memory is released) meanwhile. While the agent
+// is unreachable it leaves them in the ring. The bound
 // keeps Flush from chasing producers that never stop, and keeps the
 // scheduler answering its other requests. It reports whether it stopped
 // because the transport was busy.
@@ -174,7 +175,12 @@ func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 	budget := s.src.Held() + s.src.Queued()
 	for budget > 0 {
 		err := s.t.Ready()
-		items, size := s.src.Fill()
+		items, size := 0, 0
+		if err == nil || err == ErrBusy {
+			// Busy: convert anyway. Unreachable: leave the items in the
+			// ring, where the drop policy applies to new ones.
+			items, size = s.src.Fill()
+		}
 		if err != nil {
 			return err == ErrBusy, budget
 		}
