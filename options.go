@@ -392,9 +392,12 @@ func WithMaxBatchBytes(n int) ExporterOption {
 	})
 }
 
-// WithPoolPrewarm makes n span messages when the exporter is made instead of
-// on first use (default 0). Their child messages are still made by the first
-// spans that need them. Memory: about 1 KiB per message once filled.
+// WithPoolPrewarm reserves room for n spans of 1 KiB (at most
+// WithMaxBatchBytes) in the batch's body buffer when the exporter is made,
+// instead of growing it with the first batches (default 0). The batch
+// encodes each span as it takes it, so the body is the batch's only memory
+// that grows with its size; the span messages' children are still made by
+// the first spans that need them.
 func WithPoolPrewarm(n int) ExporterOption {
 	return optionFunc(func(c *config) {
 		if n < 0 {

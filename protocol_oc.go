@@ -133,7 +133,7 @@ func newSignal[T any, M batch.Message](e *Exporter, r *ring.Ring[T], b *batch.Ba
 // spanPipeline and viewPipeline are the pipelines' settings, the same for
 // both protocols but for the envelope.
 func (c *config) spanPipeline(env envelope.Envelope) pipeline.Config {
-	return pipeline.Config{Delay: c.maxDelay, WakeEvery: max(c.maxBatch/4, 1), BlockTimeout: c.blockTimeout, Envelope: env}
+	return pipeline.Config{Delay: c.maxDelay, WakeEvery: c.maxBatch, ConvertEvery: c.maxBatch / 4, BlockTimeout: c.blockTimeout, Envelope: env}
 }
 
 func (c *config) viewPipeline(env envelope.Envelope) pipeline.Config {

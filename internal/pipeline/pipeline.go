@@ -12,6 +12,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math/bits"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +80,8 @@ type Transport interface {
 // Config describes one pipeline.
 type Config struct {
 	Delay        time.Duration     // the longest an item waits in the ring
-	WakeEvery    int               // producers wake the scheduler every this many pushes (a quarter of a batch: items leave the ring early)
+	WakeEvery    int               // producers wake the scheduler to send what is queued every this many pushes (a batch's worth)
+	ConvertEvery int               // and, when > 0 (rounded down to a power of two), to convert it every this many (items leave the ring early)
 	BlockTimeout time.Duration     // > 0: a push into a full ring waits up to this long
 	Envelope     envelope.Envelope // the protocol's request around a batch body
 }
@@ -93,6 +95,8 @@ type Pipeline[T any] struct {
 	sched *Scheduler
 	c     transport.Counters
 
+	convMask uint64 // pos&convMask == 0: wake to convert (all ones: never)
+
 	running           atomic.Bool
 	droppedFull       atomic.Uint64
 	droppedNotRunning atomic.Uint64
@@ -101,7 +105,10 @@ type Pipeline[T any] struct {
 // New returns a pipeline over ring r and its batch src. It sends nothing
 // until Start.
 func New[T any](r *ring.Ring[T], src Source, bufs *pool.Buffers, cfg Config) *Pipeline[T] {
-	p := &Pipeline[T]{ring: r, src: src, cfg: cfg, bufs: bufs}
+	p := &Pipeline[T]{ring: r, src: src, cfg: cfg, bufs: bufs, convMask: ^uint64(0)}
+	if cfg.ConvertEvery > 0 {
+		p.convMask = uint64(1)<<(bits.Len(uint(cfg.ConvertEvery))-1) - 1
+	}
 	p.sched = newScheduler(src, cfg, bufs, &p.c)
 	return p
 }
@@ -149,6 +156,8 @@ func (p *Pipeline[T]) Export(v T) {
 	}
 	if pos%uint64(p.cfg.WakeEvery) == 0 {
 		p.sched.Notify()
+	} else if pos&p.convMask == 0 {
+		p.sched.NotifyConvert()
 	}
 }
 

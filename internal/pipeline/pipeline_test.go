@@ -164,17 +164,17 @@ type testPipe struct {
 // newTestPipe makes a pipeline of items of size bytes each, batches of
 // maxItems and maxBytes, and a fake transport.
 func newTestPipe(t testing.TB, size, ringCap, maxItems, maxBytes int) *testPipe {
-	return newTestPipeWaking(t, size, ringCap, maxItems, maxBytes, maxItems)
+	return newTestPipeConverting(t, size, ringCap, maxItems, maxBytes, 0)
 }
 
-// newTestPipeWaking is newTestPipe with producers waking the scheduler every
-// wakeEvery pushes.
-func newTestPipeWaking(t testing.TB, size, ringCap, maxItems, maxBytes, wakeEvery int) *testPipe {
+// newTestPipeConverting is newTestPipe with producers also waking the
+// scheduler to convert every convertEvery pushes.
+func newTestPipeConverting(t testing.TB, size, ringCap, maxItems, maxBytes, convertEvery int) *testPipe {
 	r := ring.New[uint32](ringCap)
 	b := batch.New(r, func(m *idMsg, id uint32) bool { m.id, m.size = id, size; return true },
 		func() *idMsg { return new(idMsg) }, maxItems, maxBytes, 0)
 	suffix := []byte{0x1a, 0x00} // an empty field 3, as an OpenCensus Resource
-	p := New(r, b, pool.NewBuffers(), Config{Delay: time.Hour, WakeEvery: wakeEvery, Envelope: envelope.NewOpenCensus(suffix)})
+	p := New(r, b, pool.NewBuffers(), Config{Delay: time.Hour, WakeEvery: maxItems, ConvertEvery: convertEvery, Envelope: envelope.NewOpenCensus(suffix)})
 	fake := newFake(p.Counters(), len(suffix))
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx, fake, nil)
@@ -291,51 +291,55 @@ func TestDownTransportKeepsItemsAndCountsThemAtStop(t *testing.T) {
 	}
 }
 
-// TestWakeConvertsAndSendsFullBatches: producers wake the scheduler more
-// often than once a batch, so that items leave the ring (and their memory is
-// released) early; a wake converts what is queued, even while every call is
-// in flight, but sends only full batches. Partial ones go at the delay or on
-// Flush.
-func TestWakeConvertsAndSendsFullBatches(t *testing.T) {
-	tp := newTestPipeWaking(t, 10, 1024, 8, 1<<20, 2)
-	until := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("never: %s (stats %+v)", what, tp.Stats())
-			}
+// until polls cond (no timing is asserted: the deadline only turns a hang
+// into a failure).
+func until(t *testing.T, tp *testPipe, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s (stats %+v)", what, tp.Stats())
 		}
 	}
+}
+
+// TestConvertWakesSendOnlyFullBatches: producers wake the scheduler to
+// convert more often than once a batch, so that items leave the ring (and
+// their memory is released) early; such a wake converts what is queued, even
+// while every call is in flight, but sends only full batches. A batch's
+// worth of pushes sends what is queued.
+func TestConvertWakesSendOnlyFullBatches(t *testing.T) {
+	tp := newTestPipeConverting(t, 10, 1024, 8, 1<<20, 2)
 	held := func() int { return tp.src.Held() }
 	for i := range 6 {
 		tp.Export(uint32(i))
 	}
-	until("6 items converted", func() bool { return held() == 6 })
+	until(t, tp, "6 items converted", func() bool { return held() == 6 })
 	if got := tp.fake.delivered(); len(got) != 0 {
-		t.Fatalf("a partial batch was sent on a wake: %v", got)
+		t.Fatalf("a partial batch was sent on a convert wake: %v", got)
 	}
 	for i := 6; i < 8; i++ {
 		tp.Export(uint32(i))
 	}
-	until("the full batch sent", func() bool { return len(tp.fake.delivered()) == 8 })
+	until(t, tp, "the full batch sent", func() bool { return len(tp.fake.delivered()) == 8 })
 	if st := tp.Stats(); st.Batches != 1 {
 		t.Fatalf("8 items in %d batches, want 1", st.Batches)
 	}
 
-	// Every call in flight: wakes still convert, up to a batch.
+	// Every call in flight: convert wakes still convert, up to a batch, and
+	// the send the batch's worth of pushes asked for is paid once a call ends.
 	tp.fake.mu.Lock()
 	tp.fake.maxCalls = 1
 	tp.fake.mu.Unlock()
 	for i := 8; i < 16; i++ {
 		tp.Export(uint32(i))
 	}
-	until("a call in flight", func() bool { return tp.fake.Pending() == 8 })
+	until(t, tp, "a call in flight", func() bool { return tp.fake.Pending() == 8 })
 	for i := 16; i < 24; i++ {
 		tp.Export(uint32(i))
 	}
-	until("the next batch converted while busy", func() bool { return held() == 8 && tp.ring.Len() == 0 })
+	until(t, tp, "the next batch converted while busy", func() bool { return held() == 8 && tp.ring.Len() == 0 })
 	tp.fake.complete()
-	until("the converted batch sent", func() bool { return tp.fake.Pending() == 8 })
+	until(t, tp, "the converted batch sent", func() bool { return tp.fake.Pending() == 8 })
 	tp.fake.mu.Lock()
 	tp.fake.maxCalls = 0
 	tp.fake.mu.Unlock()
@@ -352,6 +356,22 @@ func TestWakeConvertsAndSendsFullBatches(t *testing.T) {
 		if id != uint32(i) {
 			t.Fatalf("delivered out of order: %v", got)
 		}
+	}
+}
+
+// TestBatchWorthSendsPartialRemainder: when the byte budget cuts a batch's
+// worth of items into smaller batches, the wake sends the partial remainder
+// too, without waiting for the delay (an ExportView benchmark waiting for
+// its views hung on that once).
+func TestBatchWorthSendsPartialRemainder(t *testing.T) {
+	// Items of 10 bytes (12 encoded): 3 fit in 40 bytes.
+	tp := newTestPipeConverting(t, 10, 1024, 8, 40, 2)
+	for i := range 8 {
+		tp.Export(uint32(i))
+	}
+	until(t, tp, "all 8 sent without a flush", func() bool { return len(tp.fake.delivered()) == 8 })
+	if st := tp.Stats(); st.Batches != 3 {
+		t.Fatalf("8 items in %d batches, want 3 (3+3+2)", st.Batches)
 	}
 }
 

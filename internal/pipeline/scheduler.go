@@ -16,9 +16,11 @@ import (
 var ErrStopped = errors.New("stopped")
 
 // Scheduler is the only goroutine that converts, encodes and sends for its
-// pipeline. When woken (every Config.WakeEvery pushes) or by its transport's
-// events it converts what is queued and sends full batches; every delay, on
-// Flush and on Close it also sends a partial one.
+// pipeline. Every Config.WakeEvery pushes, every delay, on Flush and on Close
+// it sends what is queued, the last batch partial if need be (if every call
+// is in flight, it owes that send and pays it on the transport's next
+// events). Every Config.ConvertEvery pushes, and on the transport's events
+// otherwise, it converts what is queued and sends only full batches.
 type Scheduler struct {
 	src  Source
 	cfg  Config
@@ -28,6 +30,8 @@ type Scheduler struct {
 	tp   atomic.Pointer[Transport] // the same, for other goroutines (nil before Start)
 
 	wake  chan struct{}
+	conv  chan struct{}
+	owed  bool // a wake or the delay asked to send what is queued, and the transport was busy
 	flush chan request
 	close chan request
 	raw   chan rawMsg
@@ -49,6 +53,7 @@ func newScheduler(src Source, cfg Config, bufs *pool.Buffers, c *transport.Count
 	return &Scheduler{
 		src: src, cfg: cfg, bufs: bufs, c: c,
 		wake:  make(chan struct{}, 1),
+		conv:  make(chan struct{}, 1),
 		flush: make(chan request),
 		close: make(chan request),
 		raw:   make(chan rawMsg),
@@ -63,10 +68,19 @@ func (s *Scheduler) transport() Transport {
 	return nil
 }
 
-// Notify wakes the scheduler without blocking.
+// Notify wakes the scheduler, without blocking, to send what is queued.
 func (s *Scheduler) Notify() {
 	select {
 	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// NotifyConvert wakes the scheduler, without blocking, to convert what is
+// queued and send only full batches.
+func (s *Scheduler) NotifyConvert() {
+	select {
+	case s.conv <- struct{}{}:
 	default:
 	}
 }
@@ -153,12 +167,15 @@ func (s *Scheduler) run(ctx context.Context) {
 			continue
 		case <-t.Events():
 			t.Service()
+		case <-s.conv:
 		case <-s.wake:
+			s.owed = true
 		case <-tick.C:
-			s.drain(true)
-			continue
+			s.owed = true
 		}
-		s.drain(false)
+		if busy, _ := s.drain(s.owed); !busy {
+			s.owed = false
+		}
 	}
 }
 
