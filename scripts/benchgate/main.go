@@ -72,8 +72,8 @@ func main() {
 		"deterministic benchmarks: largest rise of our ns/op as a ratio to upstream's equivalent")
 	perSpan := flag.Float64("allocs-per-span", 0.01,
 		"span round trips over OpenCensus: largest rise of allocs/span (0.01 = 3 allocations per batch of 300 spans)")
-	perSpanOTLP := flag.Float64("allocs-per-span-otlp", 0.15,
-		"span round trips over OTLP: largest rise of allocs/span (0.15 = 77 allocations, gRPC's cost of one unary call, per batch of 512 spans)")
+	perSpanOTLP := flag.Float64("allocs-per-span-otlp", 0.02,
+		"span round trips over OTLP: largest rise of allocs/span (0.02 = 41 allocations, half of gRPC's cost of one unary call, per batch of 2048 spans)")
 	perViewOp := flag.Float64("allocs-per-view-op", 3,
 		"view round trips: largest rise of allocs/op (one op is one view exported, flushed and received)")
 	flag.Usage = func() {
