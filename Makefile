@@ -41,7 +41,7 @@ fuzz:
 ## interop: the exporter against real OpenTelemetry Collectors run on
 ## 127.0.0.1: v0.133.0 with the OpenCensus receiver (interop/cmd/otelcol-oc)
 ## and v0.165.0 with the OTLP receiver (interop/otelcol-otlp, its own module),
-## both built by the tests: about 4 minutes cold on 2 cores, 30 s once cached.
+## both built by the tests: about 5 minutes cold on 2 cores, 40 s once cached.
 interop:
 	cd interop/otelcol-otlp && go vet ./...
 	cd interop && go vet ./... && go test -count=1 ./...

@@ -239,6 +239,17 @@ func TestInvalidOptions(t *testing.T) {
 	if _, err := NewUnstartedExporter(WithSpanRingCapacity(8), WithMaxBatchSpans(16)); err == nil {
 		t.Error("batch larger than ring accepted")
 	}
+	// A default batch is capped at the ring instead: a ring smaller than the
+	// default batch (300, or 2048 with OTLP) is a valid configuration.
+	for _, p := range []Protocol{ProtocolOpenCensus, ProtocolOTLP} {
+		e, err := NewUnstartedExporter(WithInsecure(), WithProtocol(p), WithSpanRingCapacity(256))
+		if err != nil {
+			t.Fatalf("%v, ring of 256, default batch: %v", p, err)
+		}
+		if got := e.cfg.maxBatch; got != 256 {
+			t.Errorf("%v: default batch with a ring of 256 is %d, want 256", p, got)
+		}
+	}
 }
 
 func TestResourceDetectorErrorReturned(t *testing.T) {
