@@ -181,7 +181,8 @@ func (s *Scheduler) run(ctx context.Context) {
 
 // drain converts what is queued and sends full batches until what was
 // queued when it began has been sent or the transport cannot take more now;
-// with partial it also sends a last partial batch (the delay, Flush, Close).
+// with partial it also sends a last partial batch (a batch's worth of
+// pushes, the delay, Flush, Close).
 // It converts even while every call is in flight (busy): the items leave
 // the ring (and the caller's memory is released) meanwhile. While the agent
 // is unreachable it leaves them in the ring. The bound
