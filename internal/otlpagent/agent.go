@@ -18,12 +18,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // the exporter may compress
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/zerocensus/ocagent/internal/countagent"
+	"github.com/zerocensus/ocagent/internal/rawcodec"
 )
 
 // The methods it answers.
@@ -104,7 +104,7 @@ func (a *Agent) listen(addr string, tries int) error {
 		return fmt.Errorf("otlpagent: listen: %w", err)
 	}
 	a.addr = lis.Addr().String()
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}), grpc.UnknownServiceHandler(a.handle))
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawcodec.Codec{}), grpc.UnknownServiceHandler(a.handle))
 	a.srvMu.Lock()
 	a.srv = srv
 	a.srvMu.Unlock()
@@ -130,17 +130,6 @@ func (a *Agent) Stop() {
 func (a *Agent) Restart() error {
 	a.Stop()
 	return a.listen(a.addr, 100)
-}
-
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
-}
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	*v.(*[]byte) = data.Materialize()
-	return nil
 }
 
 var errUnknown = status.Error(codes.Unimplemented, "otlpagent: unknown method")

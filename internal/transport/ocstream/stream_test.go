@@ -18,20 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/zerocensus/ocagent/internal/pool"
+	"github.com/zerocensus/ocagent/internal/rawcodec"
 	"github.com/zerocensus/ocagent/internal/transport"
 )
-
-// rawCodec lets the test agent see the bytes of each message.
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
-}
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	*v.(*[]byte) = data.Materialize()
-	return nil
-}
 
 // seen is one message the agent took off a stream; dropped when the agent
 // had stopped processing (it then never reaches the backend).
@@ -61,7 +50,7 @@ func startScriptAgent(t *testing.T) *scriptAgent {
 		t.Fatal(err)
 	}
 	a := &scriptAgent{addr: lis.Addr().String(), seen: make(chan seen, 1<<12)}
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}), grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawcodec.Codec{}), grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
 		kill := make(chan struct{})
 		a.mu.Lock()
 		a.stalled, a.kill = false, kill

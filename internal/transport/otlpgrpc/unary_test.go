@@ -20,20 +20,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/zerocensus/ocagent/internal/pool"
+	"github.com/zerocensus/ocagent/internal/rawcodec"
 	"github.com/zerocensus/ocagent/internal/transport"
 )
-
-// rawCodec lets the fake agent see request bytes and send reply bytes.
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
-}
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	*v.(*[]byte) = data.Materialize()
-	return nil
-}
 
 // fakeAgent answers each Export call with what answer says for the n-th
 // call (from 1), and records the largest number of calls in flight at once.
@@ -54,7 +43,7 @@ func startFake(t *testing.T, delay time.Duration, answer func(n int64, req []byt
 		t.Fatal(err)
 	}
 	f := &fakeAgent{addr: lis.Addr().String(), answer: answer, delay: delay}
-	f.srv = grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}), grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
+	f.srv = grpc.NewServer(grpc.ForceServerCodecV2(rawcodec.Codec{}), grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
 		var req []byte
 		if err := st.RecvMsg(&req); err != nil {
 			return err
