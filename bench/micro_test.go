@@ -55,21 +55,11 @@ func BenchmarkMicro(b *testing.B) {
 	})
 	b.Run("encode/shape=typical/impl=ours", func(b *testing.B) {
 		announce(b)
-		r := ring.New[*trace.SpanData](microBatch)
-		encodeBatch(b, sd, r, batch.New(r, keep[*octracepb.Span], func() *octracepb.Span {
-			m := new(octracepb.Span)
-			fastconv.NewSpanConverter(0, 0).Convert(m, sd)
-			return m
-		}, microBatch, 1<<30, 0))
+		encodeBatch(b, sd, func(m *octracepb.Span) { fastconv.NewSpanConverter(0, 0).Convert(m, sd) })
 	})
 	b.Run("encode/shape=typical/impl=ours-otlp", func(b *testing.B) {
 		announce(b)
-		r := ring.New[*trace.SpanData](microBatch)
-		encodeBatch(b, sd, r, batch.New(r, keep[*otlptracepb.Span], func() *otlptracepb.Span {
-			m := new(otlptracepb.Span)
-			otlpconv.NewSpanConverter(0, 0).Convert(m, sd)
-			return m
-		}, microBatch, 1<<30, 0))
+		encodeBatch(b, sd, func(m *otlptracepb.Span) { otlpconv.NewSpanConverter(0, 0).Convert(m, sd) })
 	})
 	b.Run("encode/shape=typical/impl=upstream", func(b *testing.B) {
 		announce(b)
@@ -99,15 +89,23 @@ func BenchmarkMicro(b *testing.B) {
 	})
 }
 
-// keep is a conversion that leaves the message as it is: the batch's
-// messages are made already converted (the converters' own cost is
-// convert/...).
-func keep[M any](M, *trace.SpanData) bool { return true }
-
 // encodeBatch times what a batch does besides converting: each round trip
-// pushes a batch of sd into r, and the batch pops, sizes and marshals each
-// span (Fill), copies the body out (Encode) and forgets it (Sent).
-func encodeBatch[M batch.Message](b *testing.B, sd *trace.SpanData, r *ring.Ring[*trace.SpanData], bt *batch.Batch[*trace.SpanData, M]) {
+// pushes a batch of sd into a ring, and the batch pops, sizes and marshals
+// each span (Fill), copies the body out (Encode) and forgets it (Sent). Its
+// conversion leaves the message as it is: the batch's messages are made
+// already converted by fill (the converters' own cost is convert/...).
+func encodeBatch[T any, M interface {
+	*T
+	batch.Message
+}](b *testing.B, sd *trace.SpanData, fill func(M)) {
+	r := ring.New[*trace.SpanData](microBatch)
+	keep := func(M, *trace.SpanData) bool { return true }
+	converted := func() M {
+		m := M(new(T))
+		fill(m)
+		return m
+	}
+	bt := batch.New(r, keep, converted, microBatch, 1<<30, 0)
 	var buf []byte
 	round := func() {
 		for range microBatch {
