@@ -84,7 +84,7 @@ bench:
 	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '(.name:Exporter OR .name:EndToEnd) AND .unit:(ns/op OR cpu-ns/span OR allocs/span OR B/span OR wireB/span)' $(RESULTS)/latest.txt
 	@echo; echo "== views, per row (one view of 10 or 1000 rows exported and received per op)"
 	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '.name:Views AND .unit:(ns/row OR cpu-ns/row OR allocs/op OR allocs/row OR B/row OR wireB/row)' $(RESULTS)/latest.txt
-	@echo; echo "== encode floor: SizeVT + MarshalToSizedBufferVT of the converted message alone"
+	@echo; echo "== encode floor: MarshalToSizedBufferVT of the converted message alone"
 	@$(BENCHSTAT) -filter '.name:Floor AND .unit:(ns/op OR ns/span OR ns/row OR allocs/op)' $(RESULTS)/latest.txt
 	@echo; echo "== hot path"
 	@$(BENCHSTAT) $(RESULTS)/hotpath.txt

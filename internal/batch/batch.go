@@ -5,6 +5,7 @@
 package batch
 
 import (
+	"fmt"
 	"slices"
 	"sync/atomic"
 
@@ -36,15 +37,16 @@ type Message interface {
 // pointers, and the message is still in cache when it is encoded.
 //
 // Ownership: an item belongs to the ring from the producer's Push until Fill
-// pops it; Fill converts it at once and keeps no reference. The two messages
-// and the body buffer belong to the Batch for its whole life: overwritten by
-// the next item, never returned to a pool while the Batch lives. Encode
-// copies the body out; the caller owns the copy.
+// pops it; Fill converts it at once and keeps no reference. The message and
+// the scratch and body buffers belong to the Batch for its whole life:
+// overwritten by the next item, never returned to a pool while the Batch
+// lives. Encode copies the body out; the caller owns the copy.
 //
 // The life of a batch: Fill (repeatable: it tops the batch up), Encode
 // (repeatable), then Sent once the bytes are handed on. An item that Fill
-// converted but that did not fit in the byte budget is carried (its message
-// is kept, not encoded): Sent makes it the first item of the next batch.
+// converted but that did not fit in the byte budget is carried (its encoding
+// is kept where it was written): Sent makes it the first item of the next
+// batch.
 // Carried items are counted by Held, so that nothing between the ring and the
 // transport is invisible.
 type Batch[T any, M Message] struct {
@@ -54,11 +56,11 @@ type Batch[T any, M Message] struct {
 	maxBytes int
 
 	cur     M      // each item is converted into cur
-	carried M      // the carried item, when carry is set
+	scratch []byte // each item is encoded at its end (see marshal)
 	body    []byte // the batch's items fields, in order: exactly what Encode writes
 	n       int    // items in body
 	carry   bool
-	carrySz int          // encoded size of the carried message
+	carried []byte       // the carried item's encoding (in scratch), when carry is set
 	held    atomic.Int64 // n, plus one while an item is carried: read by Stats
 
 	oversize atomic.Uint64
@@ -70,12 +72,18 @@ type Batch[T any, M Message] struct {
 // item as invalid. The body buffer starts with room for prewarm items of
 // 1 KiB (capped at maxBytes) and grows on demand to the largest batch.
 func New[T any, M Message](r *ring.Ring[T], convert func(M, T) bool, newMsg func() M, maxItems, maxBytes, prewarm int) *Batch[T, M] {
-	b := &Batch[T, M]{ring: r, convert: convert, maxItems: maxItems, maxBytes: maxBytes, cur: newMsg(), carried: newMsg()}
+	b := &Batch[T, M]{ring: r, convert: convert, maxItems: maxItems, maxBytes: maxBytes, cur: newMsg(),
+		scratch: make([]byte, min(maxBytes, ScratchBytes))}
 	if prewarm > 0 {
 		b.body = make([]byte, 0, min(prewarm, maxBytes>>10+1)<<10)
 	}
 	return b
 }
+
+// ScratchBytes is the initial size of the buffer each item is encoded into
+// (capped at maxBytes); it grows to fit larger items (a span with hundreds
+// of attributes or events, a view of thousands of rows) after the first.
+const ScratchBytes = 64 << 10
 
 // FieldSize is the encoded size of an items field holding n bytes.
 func FieldSize(n int) int { return protowire.SizeTag(ItemsField) + protowire.SizeVarint(uint64(n)) + n }
@@ -95,34 +103,68 @@ func (b *Batch[T, M]) Fill() (items, size int) {
 			b.invalid.Add(1)
 			continue
 		}
-		sz := b.cur.SizeVT()
-		f := FieldSize(sz)
-		if f > b.maxBytes {
+		enc := b.marshal(b.cur)
+		f := FieldSize(len(enc))
+		if enc == nil || f > b.maxBytes {
 			b.oversize.Add(1)
 			continue
 		}
 		if len(b.body)+f > b.maxBytes {
-			b.cur, b.carried = b.carried, b.cur
-			b.carry, b.carrySz = true, sz
+			b.carried, b.carry = enc, true
 			break
 		}
-		b.append(b.cur, sz)
+		b.append(enc)
 	}
 	b.publish()
 	return b.n, len(b.body)
 }
 
-// append encodes m (of encoded size sz) as the next items field of the body,
-// exactly as a deterministic marshal of the request would.
-func (b *Batch[T, M]) append(m M, sz int) {
-	b.body = slices.Grow(b.body, FieldSize(sz))
-	p := protowire.AppendTag(b.body, ItemsField, protowire.BytesType)
-	p = protowire.AppendVarint(p, uint64(sz))
-	at := len(p)
-	b.body = p[:at+sz]
-	if _, err := m.MarshalToSizedBufferVT(b.body[at:]); err != nil {
-		panic(err) // only on a size mismatch, a bug in the generated code or convert
+// marshal encodes m and returns its bytes, valid until the next call; nil
+// when m alone is larger than maxBytes (then not encoded).
+//
+// vtprotobuf encodes backwards from the end of a buffer of the exact size,
+// which costs a SizeVT first: a second walk of the whole message tree, as
+// long as the encoding itself for attribute-heavy spans. Instead m is
+// encoded at the end of scratch, a buffer larger than almost every item,
+// and its bytes are the tail the encoder wrote. The generated code does not
+// check room: it panics on a bounds check before it writes outside the
+// buffer. Such an item is sized, and scratch grows to twice its size (at
+// most maxBytes) so that the next item like it fits the first time; a real
+// bug panics again there, unrecovered.
+func (b *Batch[T, M]) marshal(m M) []byte {
+	if n, ok := marshalTail(m, b.scratch); ok {
+		return b.scratch[len(b.scratch)-n:]
 	}
+	sz := m.SizeVT()
+	if FieldSize(sz) > b.maxBytes {
+		return nil
+	}
+	if sz > len(b.scratch) {
+		b.scratch = make([]byte, min(2*sz, b.maxBytes))
+	}
+	if n, err := m.MarshalToSizedBufferVT(b.scratch); err != nil || n != sz {
+		panic(fmt.Sprintf("batch: encoded %d of %d bytes: %v", n, sz, err)) // a bug in the generated code or convert
+	}
+	return b.scratch[len(b.scratch)-sz:]
+}
+
+// marshalTail encodes m at the end of buf; ok is false when m did not fit.
+func marshalTail[M Message](m M, buf []byte) (n int, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	n, err := m.MarshalToSizedBufferVT(buf)
+	return n, err == nil
+}
+
+// append adds enc as the next items field of the body, exactly as a
+// deterministic marshal of the request would.
+func (b *Batch[T, M]) append(enc []byte) {
+	b.body = slices.Grow(b.body, FieldSize(len(enc)))
+	b.body = protowire.AppendTag(b.body, ItemsField, protowire.BytesType)
+	b.body = protowire.AppendBytes(b.body, enc)
 	b.n++
 }
 
@@ -140,9 +182,11 @@ func (b *Batch[T, M]) Encode(dst []byte) {
 func (b *Batch[T, M]) Sent() {
 	b.body, b.n = b.body[:0], 0
 	if b.carry {
-		b.cur, b.carried = b.carried, b.cur
+		// The carried bytes are still in scratch: Fill stops while an
+		// item is carried, so nothing has overwritten them.
 		b.carry = false
-		b.append(b.cur, b.carrySz)
+		b.append(b.carried)
+		b.carried = nil
 	}
 	b.publish()
 }
@@ -171,7 +215,7 @@ func (b *Batch[T, M]) Queued() int { return b.ring.Len() }
 // were lost (on Stop).
 func (b *Batch[T, M]) Discard() int {
 	lost := b.Held()
-	b.body, b.n, b.carry = b.body[:0], 0, false
+	b.body, b.n, b.carry, b.carried = b.body[:0], 0, false, nil
 	b.publish()
 	for {
 		if _, ok := b.ring.Pop(); !ok {

@@ -29,6 +29,8 @@ type item struct {
 }
 
 // fakeMsg encodes as its id (4 bytes, little-endian) padded to its size.
+// Like vtprotobuf's code it does not check room: given too small a buffer it
+// panics on a bounds check.
 type fakeMsg struct {
 	id   uint32
 	size int
@@ -37,9 +39,6 @@ type fakeMsg struct {
 func (m *fakeMsg) SizeVT() int { return m.size }
 
 func (m *fakeMsg) MarshalToSizedBufferVT(dst []byte) (int, error) {
-	if len(dst) < m.size {
-		return 0, fmt.Errorf("buffer %d < size %d", len(dst), m.size)
-	}
 	out := dst[len(dst)-m.size:]
 	binary.LittleEndian.PutUint32(out, m.id)
 	for i := 4; i < len(out); i++ {
@@ -85,7 +84,15 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 	maxItems := 1 + src.intn(12)
 	maxBytes := FieldSize(4) + src.intn(300)
 	r := ring.New[item](1 << src.intn(6))
-	b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, maxItems, maxBytes, src.intn(4))
+	// Items larger than the scratch buffer take the sized path: draw a
+	// scratch from a few bytes to more than the largest item.
+	scratch := 1 + src.intn(maxBytes+40)
+	newBatch := func(prewarm int) *Batch[item, *fakeMsg] {
+		b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, maxItems, maxBytes, prewarm)
+		b.scratch = make([]byte, scratch)
+		return b
+	}
+	b := newBatch(src.intn(4))
 
 	var (
 		nextID                       uint32
@@ -176,7 +183,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			got, want = got[:0], want[:0]
 			invalid, oversize, discarded = 0, 0, 0
 			r = ring.New[item](1 << src.intn(6))
-			b = New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, maxItems, maxBytes, 0)
+			b = newBatch(0)
 		}
 		for i, id := range got {
 			if i >= len(want) || want[i] != id {
@@ -206,7 +213,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 
 // drain sends batches until the batch and its ring are empty, and returns
 // the ids in the order they were encoded.
-func drain(t testing.TB, b *Batch[item, *fakeMsg]) []uint32 {
+func drain[M Message](t testing.TB, b *Batch[item, M]) []uint32 {
 	var got []uint32
 	for {
 		n, size := b.Fill()
@@ -296,4 +303,34 @@ func FuzzBatchModel(f *testing.F) {
 		src := &bytesSource{b: data}
 		runModel(t, src, 1000, func() bool { return !src.done() })
 	})
+}
+
+// sizedMsg is a fakeMsg that counts SizeVT calls.
+type sizedMsg struct {
+	fakeMsg
+	sized *int
+}
+
+func (m *sizedMsg) SizeVT() int { *m.sized++; return m.size }
+
+// TestScratchGrows: an item larger than the scratch buffer is sized once,
+// encoded whole, and makes the scratch twice its size, so that the next
+// item like it is encoded without sizing; an item larger than the budget is
+// sized and dropped without being encoded.
+func TestScratchGrows(t *testing.T) {
+	sized := 0
+	r := ring.New[item](8)
+	b := New(r, func(m *sizedMsg, it item) bool { return convertFake(&m.fakeMsg, it) },
+		func() *sizedMsg { return &sizedMsg{sized: &sized} }, 8, 1000, 0)
+	b.scratch = make([]byte, 64)
+	for id, size := range []int{40, 100, 150, 60, 2000} {
+		r.Push(item{id: uint32(id), size: size})
+	}
+	if got := fmt.Sprint(drain(t, b)); got != "[0 1 2 3]" {
+		t.Fatalf("sent %v, want [0 1 2 3]", got)
+	}
+	if sized != 2 || len(b.scratch) != 200 || b.Oversize() != 1 {
+		t.Fatalf("SizeVT called %d times (want 2: the 100-byte and the 2000-byte item), scratch %d bytes (want 200), oversize %d (want 1)",
+			sized, len(b.scratch), b.Oversize())
+	}
 }

@@ -3,6 +3,7 @@ package otlpconv
 import (
 	"cmp"
 	"fmt"
+	"github.com/zerocensus/ocagent/internal/batch"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -188,17 +189,16 @@ func TestSpanAdditions(t *testing.T) {
 	}
 }
 
-func convertEncode(c *SpanConverter, dst *tracepb.Span, sd *trace.SpanData, buf []byte) []byte {
+// convertEncode is the per-span work of a batch (package batch): convert in
+// place, then marshal at the end of a reused scratch buffer, without SizeVT.
+// It returns the encoded span, which lives in scratch.
+func convertEncode(c *SpanConverter, dst *tracepb.Span, sd *trace.SpanData, scratch []byte) []byte {
 	c.Convert(dst, sd)
-	n := dst.SizeVT()
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := dst.MarshalToSizedBufferVT(buf); err != nil {
+	n, err := dst.MarshalToSizedBufferVT(scratch)
+	if err != nil {
 		panic(err)
 	}
-	return buf
+	return scratch[len(scratch)-n:]
 }
 
 // TestSpanAllocs gates the product: converting and encoding a span into a
@@ -210,18 +210,19 @@ func TestSpanAllocs(t *testing.T) {
 		c := NewSpanConverter(0, 0)
 		dst := new(tracepb.Span)
 		sd := s.sd()
-		buf := convertEncode(c, dst, sd, nil)
-		if got := testing.AllocsPerRun(200, func() { buf = convertEncode(c, dst, sd, buf) }); got != 0 {
+		scratch := make([]byte, batch.ScratchBytes)
+		convertEncode(c, dst, sd, scratch)
+		if got := testing.AllocsPerRun(200, func() { convertEncode(c, dst, sd, scratch) }); got != 0 {
 			t.Errorf("%s: %v allocs per span", s.name, got)
 		}
 	}
 	c := NewSpanConverter(0, 0)
 	dst := new(tracepb.Span)
 	all := []*trace.SpanData{testspans.Full(), testspans.Small(), testspans.Large(), testspans.Typical()}
-	var buf []byte
+	scratch := make([]byte, batch.ScratchBytes)
 	run := func() {
 		for _, sd := range all {
-			buf = convertEncode(c, dst, sd, buf)
+			convertEncode(c, dst, sd, scratch)
 		}
 	}
 	run()
@@ -247,10 +248,11 @@ func BenchmarkConvertEncodeSpanOTLP(b *testing.B) {
 	for _, s := range shapes[:3] {
 		b.Run(s.name, func(b *testing.B) {
 			c, dst, sd := NewSpanConverter(0, 0), new(tracepb.Span), s.sd()
-			buf := convertEncode(c, dst, sd, nil)
+			scratch := make([]byte, batch.ScratchBytes)
+			convertEncode(c, dst, sd, scratch)
 			b.ReportAllocs()
 			for b.Loop() {
-				buf = convertEncode(c, dst, sd, buf)
+				convertEncode(c, dst, sd, scratch)
 			}
 		})
 	}

@@ -74,7 +74,7 @@ func main() {
 		}
 	}
 	if len(floors) > 0 {
-		fmt.Printf("Encode floor (SizeVT + MarshalToSizedBufferVT of the converted message only)\n\n")
+		fmt.Printf("Encode floor (MarshalToSizedBufferVT of the converted message only)\n\n")
 		fmt.Println("| floor | ns/op | ns per span or row | allocs/op | encoded B per span or row |")
 		fmt.Println("| --- | ---: | ---: | ---: | ---: |")
 		for _, name := range floors {
