@@ -156,7 +156,7 @@ func (c *SpanConverter) setTruncatable(dst **tracepb.TruncatableString, s string
 		ts = c.strs.Get()
 		*dst = ts
 	}
-	ts.Value = ocdata.ValidUTF8(s)
+	ts.Value = ocdata.ValidUTF8Since(ts.Value, s)
 	ts.TruncatedByteCount = 0
 }
 
@@ -183,10 +183,17 @@ func (c *SpanConverter) attributes(dst *tracepb.Span_Attributes, attrs map[strin
 		dst = c.attrs.Get()
 	}
 	dst.DroppedAttributesCount = ocdata.Clip32(max(dropped, 0))
-	entries := ocdata.Grow(dst.AttributeMap, len(attrs), tracepb.Span_Attributes_AttributeMapEntryFromVTPool)
-	i := 0
+	n := len(attrs)
+	entries := ocdata.Grow(dst.AttributeMap, n, tracepb.Span_Attributes_AttributeMapEntryFromVTPool)
+	// The attributes go round the entries from where the last map had its
+	// first key (ocdata.RotationStart), so that each keeps its entry.
+	start, at, kept, first := 0, 0, 0, true
 	for k, v := range attrs {
-		e := entries[i]
+		if first {
+			start, first = ocdata.RotationStart(entries, k), false
+			at = start
+		}
+		e := entries[at]
 		if e.Value == nil {
 			e.Value = tracepb.AttributeValueFromVTPool()
 		}
@@ -196,10 +203,14 @@ func (c *SpanConverter) attributes(dst *tracepb.Span_Attributes, attrs map[strin
 			dst.DroppedAttributesCount++
 			continue
 		}
-		e.Key = ocdata.ValidUTF8(k)
-		i++
+		e.Key = ocdata.ValidUTF8Since(e.Key, k)
+		kept++
+		if at++; at == n {
+			at = 0
+		}
 	}
-	dst.AttributeMap = entries[:i]
+	ocdata.Unrotate(entries, start, kept)
+	dst.AttributeMap = entries[:kept]
 	return dst
 }
 
@@ -219,7 +230,7 @@ func (c *SpanConverter) attributeValue(dst *tracepb.AttributeValue, v any) bool 
 		if w.StringValue == nil {
 			w.StringValue = c.strs.Get()
 		}
-		w.StringValue.Value = ocdata.ValidUTF8(v)
+		w.StringValue.Value = ocdata.ValidUTF8Since(w.StringValue.Value, v)
 		w.StringValue.TruncatedByteCount = 0
 	case int64:
 		c.setInt(dst, v)
@@ -308,7 +319,7 @@ func (c *SpanConverter) timeEvents(dst *tracepb.Span, sd *trace.SpanData) {
 			w.Annotation.Description = c.strs.Get()
 		}
 		w.Annotation.Description.TruncatedByteCount = 0
-		w.Annotation.Description.Value = ocdata.ValidUTF8(a.Message)
+		w.Annotation.Description.Value = ocdata.ValidUTF8Since(w.Annotation.Description.Value, a.Message)
 		w.Annotation.Attributes = c.attributes(w.Annotation.Attributes, a.Attributes, 0)
 	}
 	for i := range nm {

@@ -1,11 +1,11 @@
 package fastconv
 
 import (
-	"github.com/zerocensus/ocagent/internal/batch"
 	"testing"
 
 	"go.opencensus.io/trace"
 
+	"github.com/zerocensus/ocagent/internal/batch"
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
 	"github.com/zerocensus/ocagent/internal/testspans"
 )

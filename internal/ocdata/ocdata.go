@@ -7,8 +7,10 @@ package ocdata
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.opencensus.io/stats"
 	"go.opencensus.io/stats/view"
@@ -24,6 +26,67 @@ func ValidUTF8(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// ValidUTF8Since is ValidUTF8(s) for a field that holds prev, what an
+// earlier conversion stored there (always through ValidUTF8, or a constant).
+// When s is prev itself, the same bytes at the same address (an
+// instrumentation's literal key, a value shared by many spans), it was
+// valid when stored and a Go string's bytes never change, so it is not
+// validated again. A repaired string is a copy at another address: its
+// source is validated, and repaired, every time.
+func ValidUTF8Since(prev, s string) string {
+	if Same(prev, s) {
+		return s
+	}
+	return ValidUTF8(s)
+}
+
+// Same reports whether a and b are the same string: the same length at the
+// same address (then, for Go strings, the same bytes).
+func Same(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
+
+// SmallMap is the most entries of a Go map that iterates as a rotation:
+// a map of at most 8 entries is one group of slots, and each range over it
+// starts at a random slot and goes round the group in order.
+const SmallMap = 8
+
+// Keyed is a generated key-value message.
+type Keyed interface{ GetKey() string }
+
+// RotationStart is the slot that the first key k of a range over a map of
+// len(slots) entries should fill, given slots, the key-value messages the
+// previous conversion filled in range order. For a small map the new range
+// is the previous one rotated, so starting at the slot that holds k itself
+// and going round keeps every key in its slot, and every value's type with
+// it: no oneof wrapper changes hands, no key or value is stored again, and
+// ValidUTF8Since finds them as they were. It returns 0 when k is in no
+// slot, and for larger maps (whose ranges are not rotations).
+func RotationStart[T Keyed](slots []T, k string) int {
+	if len(slots) > SmallMap {
+		return 0
+	}
+	for i, s := range slots {
+		if Same(s.GetKey(), k) {
+			return i
+		}
+	}
+	return 0
+}
+
+// Unrotate makes the kept entries that a rotated range placed at
+// s[start], s[start+1], ... (going round s) the first kept elements of s.
+// Only a range that skipped some entries needs it: one that filled all of s
+// holds them in an order that is as good as any other.
+func Unrotate[T any](s []T, start, kept int) {
+	if kept == len(s) || start == 0 {
+		return
+	}
+	slices.Reverse(s[:start])
+	slices.Reverse(s[start:])
+	slices.Reverse(s)
 }
 
 // Grow returns s with length n, reusing the elements kept in its capacity and

@@ -46,3 +46,58 @@ func TestValidUTF8(t *testing.T) {
 		t.Fatalf("%v allocs for a valid string", n)
 	}
 }
+
+func TestValidUTF8Since(t *testing.T) {
+	valid, invalid := "kv", "k\xff"
+	long := "kvx"
+	repaired := ValidUTF8(invalid)
+	for _, c := range []struct {
+		name, prev, s, want string
+	}{
+		{"the same valid string", valid, valid, valid},
+		{"a prefix at the same address", long, long[:2], "kv"},
+		{"an invalid string after a valid one of its length", valid, invalid, "k\uFFFD"},
+		{"an invalid string after its own repair", repaired, invalid, "k\uFFFD"},
+		{"empty", "", "", ""},
+	} {
+		if got := ValidUTF8Since(c.prev, c.s); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	if Same("kv", string([]byte("kv"))) {
+		t.Error("Same: equal bytes at two addresses are not the same string")
+	}
+}
+
+type kv struct{ k string }
+
+func (x *kv) GetKey() string { return x.k }
+
+func TestRotationStartAndUnrotate(t *testing.T) {
+	keys := []string{"a", "b", "c", "d"}
+	slots := []*kv{{keys[0]}, {keys[1]}, {keys[2]}, {keys[3]}}
+	if got := RotationStart(slots, keys[2]); got != 2 {
+		t.Errorf("RotationStart = %d, want 2", got)
+	}
+	if got := RotationStart(slots, string([]byte("z"))); got != 0 {
+		t.Errorf("RotationStart of an unknown key = %d, want 0", got)
+	}
+	big := make([]*kv, SmallMap+1)
+	for i := range big {
+		big[i] = &kv{keys[i%len(keys)]}
+	}
+	if got := RotationStart(big, keys[2]); got != 0 {
+		t.Errorf("RotationStart over more than SmallMap slots = %d, want 0", got)
+	}
+	// Placed at 2, 3, 0 (three kept of four): they become the first three.
+	s := []string{"k2", "spare", "k0", "k1"}
+	Unrotate(s, 2, 3)
+	if got := fmt.Sprint(s); got != "[k0 k1 k2 spare]" {
+		t.Errorf("Unrotate: %v", got)
+	}
+	full := []string{"x", "y"}
+	Unrotate(full, 1, 2)
+	if got := fmt.Sprint(full); got != "[x y]" {
+		t.Errorf("Unrotate of a full range moved it: %v", got)
+	}
+}

@@ -19,6 +19,7 @@ package otlpconv
 import (
 	"time"
 
+	"github.com/zerocensus/ocagent/internal/ocdata"
 	commonpb "github.com/zerocensus/ocagent/internal/otlpproto/common/v1"
 	"github.com/zerocensus/ocagent/internal/pool"
 )
@@ -63,12 +64,13 @@ func (p *values) release(v *commonpb.AnyValue) {
 	v.Value = nil
 }
 
-// setString stores s in *dst unless *dst already holds those bytes. A
+// setString stores s in *dst unless *dst already is s (the same bytes at
+// the same address: ocdata.Same, cheaper than comparing the bytes). A
 // string is a pointer: storing one while the garbage collector marks costs
 // a write barrier, and in steady state most keys and many values are the
 // ones already there (attribute keys are the instrumentation's literals).
 func setString(dst *string, s string) {
-	if *dst != s {
+	if !ocdata.Same(*dst, s) {
 		*dst = s
 	}
 }

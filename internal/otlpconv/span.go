@@ -91,7 +91,7 @@ func (c *SpanConverter) Convert(dst *tracepb.Span, sd *trace.SpanData) {
 		dst.ParentSpanId = dst.ParentSpanId[:0]
 	}
 	setString(&dst.TraceState, c.traceState(sd.Tracestate))
-	setString(&dst.Name, ocdata.ValidUTF8(sd.Name))
+	setString(&dst.Name, ocdata.ValidUTF8Since(dst.Name, sd.Name))
 	dst.StartTimeUnixNano = unixNano(sd.StartTime)
 	dst.EndTimeUnixNano = unixNano(sd.EndTime)
 
@@ -189,13 +189,22 @@ type specials struct {
 func (c *SpanConverter) spanAttributes(dst []*commonpb.KeyValue, sd *trace.SpanData, kindUnset, hasStatus, hasParent bool) ([]*commonpb.KeyValue, uint32, specials) {
 	var sp specials
 	n := len(sd.Attributes)
+	total := n
 	if hasParent {
-		n++
+		total++
 	}
-	dst = ocdata.Grow(dst, n, commonpb.KeyValueFromVTPool)
-	i, dropped := 0, ocdata.Clip32(max(sd.DroppedAttributeCount, 0))
+	dst = ocdata.Grow(dst, total, commonpb.KeyValueFromVTPool)
+	dropped := ocdata.Clip32(max(sd.DroppedAttributeCount, 0))
+	// The attributes go round dst[:n] from where the last span had its first
+	// key (ocdata.RotationStart), so that each keeps its slot.
+	start, at, kept, first := 0, 0, 0, true
 	for k, v := range sd.Attributes {
-		k = ocdata.ValidUTF8(k)
+		if first {
+			start, first = ocdata.RotationStart(dst[:n], k), false
+			at = start
+		}
+		kv := dst[at]
+		k = ocdata.ValidUTF8Since(kv.Key, k)
 		switch {
 		case kindUnset && k == keySpanKind:
 			if s, ok := v.(string); ok {
@@ -218,17 +227,21 @@ func (c *SpanConverter) spanAttributes(dst []*commonpb.KeyValue, sd *trace.SpanD
 				continue
 			}
 		}
-		if !c.v.set(dst[i], k, v) {
+		if !c.v.set(kv, k, v) {
 			dropped++
 			continue
 		}
-		i++
+		kept++
+		if at++; at == n {
+			at = 0
+		}
 	}
+	ocdata.Unrotate(dst[:n], start, kept)
 	if hasParent {
-		c.v.setBool(dst[i], keySameProcess, !sd.HasRemoteParent)
-		i++
+		c.v.setBool(dst[kept], keySameProcess, !sd.HasRemoteParent)
+		kept++
 	}
-	return dst[:i], uint32(dropped), sp
+	return dst[:kept], uint32(dropped), sp
 }
 
 // supported reports whether v is a value OpenCensus's protocol carries.
@@ -255,7 +268,7 @@ func intOf(v any) int64 {
 func (p *values) set(kv *commonpb.KeyValue, key string, v any) bool {
 	switch v := v.(type) {
 	case string:
-		p.setStr(kv, key, ocdata.ValidUTF8(v))
+		p.setStr(kv, key, ocdata.ValidUTF8Since(kv.GetValue().GetStringValue(), v))
 	case int64:
 		p.setInt(kv, key, v)
 	case int:
@@ -275,7 +288,7 @@ func (p *values) attributes(dst []*commonpb.KeyValue, attrs map[string]any) ([]*
 	dst = ocdata.Grow(dst, len(attrs), commonpb.KeyValueFromVTPool)
 	i, dropped := 0, uint32(0)
 	for k, v := range attrs {
-		if !p.set(dst[i], ocdata.ValidUTF8(k), v) {
+		if !p.set(dst[i], ocdata.ValidUTF8Since(dst[i].Key, k), v) {
 			dropped++
 			continue
 		}
@@ -295,7 +308,7 @@ func (c *SpanConverter) events(dst *tracepb.Span, sd *trace.SpanData) {
 		a := &sd.Annotations[i]
 		ev := dst.Events[i]
 		ev.TimeUnixNano = unixNano(a.Time)
-		setString(&ev.Name, ocdata.ValidUTF8(a.Message))
+		setString(&ev.Name, ocdata.ValidUTF8Since(ev.Name, a.Message))
 		ev.Attributes, ev.DroppedAttributesCount = c.v.attributes(ev.Attributes, a.Attributes)
 	}
 	for i := range nm {
