@@ -285,6 +285,9 @@ func (p *values) set(kv *commonpb.KeyValue, key string, v any) bool {
 
 // attributes fills dst with attrs; it returns the unsupported ones as dropped.
 func (p *values) attributes(dst []*commonpb.KeyValue, attrs map[string]any) ([]*commonpb.KeyValue, uint32) {
+	if len(attrs) == 0 {
+		return dst[:0], 0 // not even a range: starting one draws random numbers
+	}
 	dst = ocdata.Grow(dst, len(attrs), commonpb.KeyValueFromVTPool)
 	i, dropped := 0, uint32(0)
 	for k, v := range attrs {
