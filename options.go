@@ -53,7 +53,9 @@ const (
 	// DefaultMaxBatchSpans is the most spans sent in one message (upstream's
 	// bundler threshold). Memory: the batch encodes each span as it takes it
 	// and keeps the encoded body (a few hundred bytes per span, at most
-	// WithMaxBatchBytes) and two reused span messages.
+	// WithMaxBatchBytes), one reused span message and a 64 KiB buffer each
+	// span is encoded into first (it grows to twice the largest span that
+	// did not fit, at most WithMaxBatchBytes).
 	DefaultMaxBatchSpans = 300
 	// DefaultMaxBatchSpansOTLP is the same with WithProtocol(ProtocolOTLP),
 	// chosen by measurement (README: "OTLP batch size"): each OTLP call

@@ -79,21 +79,23 @@ func (p *openCensus) spans(e *Exporter) *signal[*trace.SpanData] {
 	cfg := e.cfg
 	r := ring.New[*trace.SpanData](cfg.ringCapacity)
 	conv := fastconv.NewSpanConverter(cfg.spanConfig.GetAnnotationEventsPerSpan(), cfg.spanConfig.GetMessageEventsPerSpan())
+	env := envelope.NewOpenCensus(p.suffix)
 	b := batch.New(r, func(dst *octracepb.Span, sd *trace.SpanData) bool {
 		conv.Convert(dst, sd)
 		return true
-	}, octracepb.SpanFromVTPool, cfg.maxBatch, cfg.maxBytes, cfg.prewarm)
-	return newSignal(e, r, b, cfg.spanPipeline(envelope.NewOpenCensus(p.suffix)))
+	}, octracepb.SpanFromVTPool, cfg.maxBatch, cfg.maxBytes, cfg.prewarm, e.room(env))
+	return newSignal(e, r, b, cfg.spanPipeline(env))
 }
 
 func (p *openCensus) views(e *Exporter) *signal[*view.Data] {
 	cfg := e.cfg
 	r := ring.New[*view.Data](cfg.viewRingCapacity())
 	conv := fastconv.NewViewConverter()
+	env := envelope.NewOpenCensus(p.suffix)
 	b := batch.New(r, func(dst *metricspb.Metric, vd *view.Data) bool {
 		return conv.Convert(dst, vd, cfg.metricNamePrefix) == nil
-	}, metricspb.MetricFromVTPool, cfg.viewBatch(), cfg.maxBytes, 0)
-	return newSignal(e, r, b, cfg.viewPipeline(envelope.NewOpenCensus(p.suffix)))
+	}, metricspb.MetricFromVTPool, cfg.viewBatch(), cfg.maxBytes, 0, e.room(env))
+	return newSignal(e, r, b, cfg.viewPipeline(env))
 }
 
 func (p *openCensus) spanTransport(e *Exporter, conn *transport.Conn) pipeline.Transport {
@@ -128,6 +130,12 @@ func (p *openCensus) encodeRaw(e *Exporter, m proto.Message) (*[]byte, int, erro
 // and either signal.
 func newSignal[T any, M batch.Message](e *Exporter, r *ring.Ring[T], b *batch.Batch[T, M], cfg pipeline.Config) *signal[T] {
 	return &signal[T]{Pipeline: pipeline.New(r, b, e.bufs, cfg), oversize: b.Oversize, invalid: b.Invalid}
+}
+
+// room is what a batch keeps free around its body for env.
+func (e *Exporter) room(env envelope.Envelope) batch.Room {
+	head, tail := env.Room(e.cfg.maxBytes)
+	return batch.Room{Bufs: e.bufs, Head: head, Tail: tail}
 }
 
 // spanPipeline and viewPipeline are the pipelines' settings, the same for

@@ -123,7 +123,7 @@ func (p *otlp) spans(e *Exporter) *signal[*trace.SpanData] {
 	b := batch.New(r, func(dst *tracepb.Span, sd *trace.SpanData) bool {
 		conv.Convert(dst, sd)
 		return true
-	}, tracepb.SpanFromVTPool, cfg.maxBatch, cfg.maxBytes, cfg.prewarm)
+	}, tracepb.SpanFromVTPool, cfg.maxBatch, cfg.maxBytes, cfg.prewarm, e.room(p.env))
 	return newSignal(e, r, b, cfg.spanPipeline(p.env))
 }
 
@@ -133,7 +133,7 @@ func (p *otlp) views(e *Exporter) *signal[*view.Data] {
 	conv := otlpconv.NewViewConverter()
 	b := batch.New(r, func(dst *metricspb.Metric, vd *view.Data) bool {
 		return conv.Convert(dst, vd, cfg.metricNamePrefix) == nil
-	}, metricspb.MetricFromVTPool, cfg.viewBatch(), cfg.maxBytes, 0)
+	}, metricspb.MetricFromVTPool, cfg.viewBatch(), cfg.maxBytes, 0, e.room(p.env))
 	return newSignal(e, r, b, cfg.viewPipeline(p.env))
 }
 

@@ -14,6 +14,7 @@ import (
 	octracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
 	"github.com/zerocensus/ocagent/internal/otlpconv"
 	otlptracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/pool"
 	"github.com/zerocensus/ocagent/internal/ring"
 )
 
@@ -90,8 +91,10 @@ func BenchmarkMicro(b *testing.B) {
 }
 
 // encodeBatch times what a batch does besides converting: each round trip
-// pushes a batch of sd into a ring, and the batch pops, sizes and marshals
-// each span (Fill), copies the body out (Encode) and forgets it (Sent). Its
+// pushes a batch of sd into a ring, and the batch pops and marshals each
+// span and appends it to the body (Fill), then hands the body's buffer over
+// and takes another from the pool (Take; the buffer goes back to the pool
+// at once, as gRPC returns it once written). Its
 // conversion leaves the message as it is: the batch's messages are made
 // already converted by fill (the converters' own cost is convert/...).
 func encodeBatch[T any, M interface {
@@ -105,21 +108,17 @@ func encodeBatch[T any, M interface {
 		fill(m)
 		return m
 	}
-	bt := batch.New(r, keep, converted, microBatch, 1<<30, 0)
-	var buf []byte
+	bufs := pool.NewBuffers()
+	bt := batch.New(r, keep, converted, microBatch, 1<<30, 0, batch.Room{Bufs: bufs})
 	round := func() {
 		for range microBatch {
 			r.Push(sd)
 		}
-		n, size := bt.Fill()
-		if n != microBatch {
+		if n, _ := bt.Fill(); n != microBatch {
 			b.Fatalf("batch of %d", n)
 		}
-		if buf == nil {
-			buf = make([]byte, size)
-		}
-		bt.Encode(buf)
-		bt.Sent()
+		buf, _, _ := bt.Take()
+		bufs.Put(buf) // as gRPC does once it has written it
 	}
 	round() // the body buffer grows once
 	b.ReportAllocs()

@@ -6,11 +6,11 @@ package batch
 
 import (
 	"fmt"
-	"slices"
 	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/zerocensus/ocagent/internal/pool"
 	"github.com/zerocensus/ocagent/internal/ring"
 )
 
@@ -38,15 +38,19 @@ type Message interface {
 //
 // Ownership: an item belongs to the ring from the producer's Push until Fill
 // pops it; Fill converts it at once and keeps no reference. The message and
-// the scratch and body buffers belong to the Batch for its whole life:
-// overwritten by the next item, never returned to a pool while the Batch
-// lives. Encode copies the body out; the caller owns the copy.
+// the scratch buffer belong to the Batch for its whole life. The body is
+// encoded into a buffer from Room.Bufs, with Room.Head bytes kept free
+// before it and Room.Tail after it for the request's envelope; the Batch
+// owns that buffer until Take hands it over (the caller then owns it and
+// the Batch takes another), so a full batch reaches the transport without
+// being copied. A batch much smaller than its buffer is copied into a
+// buffer of its own size instead, so that what the transport holds (the
+// calls in flight, the OpenCensus replay) is never mostly empty space.
 //
-// The life of a batch: Fill (repeatable: it tops the batch up), Encode
-// (repeatable), then Sent once the bytes are handed on. An item that Fill
-// converted but that did not fit in the byte budget is carried (its encoding
-// is kept where it was written): Sent makes it the first item of the next
-// batch.
+// The life of a batch: Fill (repeatable: it tops the batch up), then Take.
+// An item that Fill converted but that did not fit in the byte budget is
+// carried (its encoding is kept where it was written): Take makes it the
+// first item of the next batch.
 // Carried items are counted by Held, so that nothing between the ring and the
 // transport is invisible.
 type Batch[T any, M Message] struct {
@@ -55,10 +59,12 @@ type Batch[T any, M Message] struct {
 	maxItems int
 	maxBytes int
 
-	cur     M      // each item is converted into cur
-	scratch []byte // each item is encoded at its end (see marshal)
-	body    []byte // the batch's items fields, in order: exactly what Encode writes
-	n       int    // items in body
+	cur     M       // each item is converted into cur
+	scratch []byte  // each item is encoded at its end (see marshal)
+	room    Room    // where the buffers come from, what is kept free around the body
+	buf     *[]byte // the pool buffer that holds body
+	body    []byte  // room.Head free bytes, then the batch's items fields, in order
+	n       int     // items in body
 	carry   bool
 	carried []byte       // the carried item's encoding (in scratch), when carry is set
 	held    atomic.Int64 // n, plus one while an item is carried: read by Stats
@@ -67,18 +73,34 @@ type Batch[T any, M Message] struct {
 	invalid  atomic.Uint64
 }
 
+// Room is what a batch keeps around its body for the request's envelope
+// (envelope.Envelope's Room): Head free bytes before the body and Tail bytes
+// of capacity after it, in buffers from Bufs.
+type Room struct {
+	Bufs       *pool.Buffers
+	Head, Tail int
+}
+
 // New returns a batch of at most maxItems items and maxBytes encoded body
 // bytes. convert fills a message from an item and reports false to drop the
-// item as invalid. The body buffer starts with room for prewarm items of
-// 1 KiB (capped at maxBytes) and grows on demand to the largest batch.
-func New[T any, M Message](r *ring.Ring[T], convert func(M, T) bool, newMsg func() M, maxItems, maxBytes, prewarm int) *Batch[T, M] {
+// item as invalid. The first body buffer has room for prewarm items of
+// 1 KiB (capped at maxBytes); a buffer grows on demand, and each batch
+// starts in a buffer the size of the one before it.
+func New[T any, M Message](r *ring.Ring[T], convert func(M, T) bool, newMsg func() M, maxItems, maxBytes, prewarm int, room Room) *Batch[T, M] {
 	b := &Batch[T, M]{ring: r, convert: convert, maxItems: maxItems, maxBytes: maxBytes, cur: newMsg(),
-		scratch: make([]byte, min(maxBytes, ScratchBytes))}
-	if prewarm > 0 {
-		b.body = make([]byte, 0, min(prewarm, maxBytes>>10+1)<<10)
-	}
+		scratch: make([]byte, min(maxBytes, ScratchBytes)), room: room}
+	b.newBuffer(room.Head + room.Tail + min(prewarm, maxBytes>>10+1)<<10)
 	return b
 }
+
+// newBuffer starts the body in a pool buffer of at least n bytes.
+func (b *Batch[T, M]) newBuffer(n int) {
+	b.buf = b.room.Bufs.Get(n)
+	b.body = (*b.buf)[:b.room.Head]
+}
+
+// size is the encoded size of the body.
+func (b *Batch[T, M]) size() int { return len(b.body) - b.room.Head }
 
 // ScratchBytes is the initial size of the buffer each item is encoded into
 // (capped at maxBytes); it grows to fit larger items (a span with hundreds
@@ -109,14 +131,14 @@ func (b *Batch[T, M]) Fill() (items, size int) {
 			b.oversize.Add(1)
 			continue
 		}
-		if len(b.body)+f > b.maxBytes {
+		if b.size()+f > b.maxBytes {
 			b.carried, b.carry = enc, true
 			break
 		}
 		b.append(enc)
 	}
 	b.publish()
-	return b.n, len(b.body)
+	return b.n, b.size()
 }
 
 // marshal encodes m and returns its bytes, valid until the next call; nil
@@ -162,25 +184,35 @@ func marshalTail[M Message](m M, buf []byte) (n int, ok bool) {
 // append adds enc as the next items field of the body, exactly as a
 // deterministic marshal of the request would.
 func (b *Batch[T, M]) append(enc []byte) {
-	b.body = slices.Grow(b.body, FieldSize(len(enc)))
+	if need := len(b.body) + FieldSize(len(enc)) + b.room.Tail; need > cap(b.body) {
+		old := b.buf
+		b.buf = b.room.Bufs.Get(max(need, 2*cap(b.body)))
+		b.body = append((*b.buf)[:0], b.body...)
+		b.room.Bufs.Put(old)
+	}
 	b.body = protowire.AppendTag(b.body, ItemsField, protowire.BytesType)
 	b.body = protowire.AppendBytes(b.body, enc)
 	b.n++
 }
 
-// Encode writes the body of the current batch, exactly the size Fill
-// returned, to dst.
-func (b *Batch[T, M]) Encode(dst []byte) {
-	if len(dst) != len(b.body) {
-		panic("batch: Encode given a buffer of the wrong size")
+// Take hands over the current batch (what Fill returned): a pool buffer
+// that the caller now owns, holding Room.Head free bytes from offset 0 to
+// at, then the body, with Room.Tail bytes of capacity after it. A carried
+// item becomes the first of the next batch.
+func (b *Batch[T, M]) Take() (buf *[]byte, at, items int) {
+	at, items = b.room.Head, b.n
+	if len(b.body)+b.room.Tail > cap(b.body)/2 {
+		buf = b.buf
+		*buf = b.body
+		b.newBuffer(cap(b.body))
+	} else {
+		// Mostly empty: hand over a copy in a buffer of its size (a
+		// partial batch, a batch delay's worth of a quiet exporter).
+		buf = b.room.Bufs.Get(len(b.body) + b.room.Tail)
+		*buf = (*buf)[:copy(*buf, b.body)]
+		b.body = b.body[:b.room.Head]
 	}
-	copy(dst, b.body)
-}
-
-// Sent forgets the current batch once its bytes are handed on. A carried
-// item becomes the first item of the next batch.
-func (b *Batch[T, M]) Sent() {
-	b.body, b.n = b.body[:0], 0
+	b.n = 0
 	if b.carry {
 		// The carried bytes are still in scratch: Fill stops while an
 		// item is carried, so nothing has overwritten them.
@@ -189,6 +221,7 @@ func (b *Batch[T, M]) Sent() {
 		b.carried = nil
 	}
 	b.publish()
+	return buf, at, items
 }
 
 // Full reports whether the batch can take no more items: it holds maxItems,
@@ -203,7 +236,7 @@ func (b *Batch[T, M]) publish() {
 	b.held.Store(int64(h))
 }
 
-// Held is the number of items taken from the ring and not yet Sent: the
+// Held is the number of items taken from the ring and not yet taken: the
 // current batch and a carried item. Safe from any goroutine.
 func (b *Batch[T, M]) Held() int { return int(b.held.Load()) }
 
@@ -215,7 +248,7 @@ func (b *Batch[T, M]) Queued() int { return b.ring.Len() }
 // were lost (on Stop).
 func (b *Batch[T, M]) Discard() int {
 	lost := b.Held()
-	b.body, b.n, b.carry, b.carried = b.body[:0], 0, false, nil
+	b.body, b.n, b.carry, b.carried = b.body[:b.room.Head], 0, false, nil
 	b.publish()
 	for {
 		if _, ok := b.ring.Pop(); !ok {

@@ -1,18 +1,21 @@
 package batch
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/zerocensus/ocagent/internal/pool"
 	"github.com/zerocensus/ocagent/internal/ring"
 )
 
 // The model-based test drives a Batch with random sequences of pushes, Fill,
-// Encode, Sent and Discard, and checks it against a trivial reference queue:
+// Take and Discard, and checks it against a trivial reference queue:
 // every item accepted by the ring comes out exactly once, in order, unless it
 // was invalid or alone larger than the budget (both counted); the encoded
 // bytes decode, with protowire, to exactly the items of the batch; batches
@@ -82,19 +85,30 @@ func (s *bytesSource) done() bool { return s.i >= len(s.b) }
 // runModel runs one sequence of at most steps operations.
 func runModel(t testing.TB, src source, steps int, more func() bool) {
 	maxItems := 1 + src.intn(12)
+	// Small budgets make many carries; large ones make bodies that fill
+	// their pool buffers (2 KiB and up), which Take hands over instead of
+	// copying.
 	maxBytes := FieldSize(4) + src.intn(300)
+	if src.intn(2) == 0 {
+		maxBytes = FieldSize(4) + src.intn(6000)
+	}
 	r := ring.New[item](1 << src.intn(6))
 	// Items larger than the scratch buffer take the sized path: draw a
 	// scratch from a few bytes to more than the largest item.
 	scratch := 1 + src.intn(maxBytes+40)
+	// The room kept around the body for an envelope, and the pool the
+	// buffers go back to once taken (poisoned in poison builds, so that a
+	// batch still writing into a taken buffer corrupts what is decoded).
+	room := Room{Bufs: pool.NewBuffers(), Head: src.intn(12), Tail: src.intn(6)}
 	newBatch := func(prewarm int) *Batch[item, *fakeMsg] {
-		b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, maxItems, maxBytes, prewarm)
+		b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, maxItems, maxBytes, prewarm, room)
 		b.scratch = make([]byte, scratch)
 		return b
 	}
 	b := newBatch(src.intn(4))
 
 	var (
+		held                         []taken // buffers taken and not yet freed
 		nextID                       uint32
 		accepted                     []item // in push order
 		want                         []uint32
@@ -132,7 +146,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			}
 		case op < 6: // Fill alone (the writer may top a batch up before sending)
 			b.Fill()
-		case op < 9: // Fill, Encode, Sent
+		case op < 9: // Fill, Take
 			n, size := b.Fill()
 			if n == 0 {
 				if size != 0 {
@@ -150,9 +164,11 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			if carried == 0 && n < maxItems && r.Len() != 0 {
 				t.Fatalf("batch of %d < %d items with %d queued and nothing carried", n, maxItems, r.Len())
 			}
-			dst := make([]byte, size)
-			b.Encode(dst)
-			ids := decode(t, dst)
+			body, taken := take(t, b, room, &held)
+			if len(body) != size || taken != n {
+				t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken, len(body), n, size)
+			}
+			ids := decode(t, body)
 			if len(ids) != n {
 				t.Fatalf("encoded %d items, Fill said %d", len(ids), n)
 			}
@@ -167,7 +183,6 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 				}
 			}
 			got = append(got, ids...)
-			b.Sent()
 		default: // Stop: discard what is left
 			if src.intn(8) != 0 {
 				break
@@ -185,6 +200,11 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			r = ring.New[item](1 << src.intn(6))
 			b = newBatch(0)
 		}
+		// The transport frees what it was handed in its own time.
+		for len(held) > 0 && src.intn(3) == 0 {
+			held[0].release(t)
+			held = held[1:]
+		}
 		for i, id := range got {
 			if i >= len(want) || want[i] != id {
 				t.Fatalf("delivered %v, want a prefix of %v", got, want)
@@ -200,6 +220,9 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 	}
 	// Drain: everything accepted comes out.
 	got = append(got, drain(t, b)...)
+	for _, h := range held {
+		h.release(t)
+	}
 	if len(got) != len(want) {
 		t.Fatalf("delivered %d items, want %d (%v vs %v)", len(got), len(want), got, want)
 	}
@@ -220,11 +243,49 @@ func drain[M Message](t testing.TB, b *Batch[item, M]) []uint32 {
 		if n == 0 {
 			return got
 		}
-		dst := make([]byte, size)
-		b.Encode(dst)
-		got = append(got, decode(t, dst)...)
-		b.Sent()
+		body, taken := take(t, b, b.room, nil)
+		if len(body) != size || taken != n {
+			t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken, len(body), n, size)
+		}
+		got = append(got, decode(t, body)...)
 	}
+}
+
+// taken is a buffer Take handed over, held as a transport holds it, and a
+// copy of its body when it was taken.
+type taken struct {
+	room Room
+	buf  *[]byte
+	at   int
+	body []byte
+}
+
+// release checks that the body has not changed since it was taken (the
+// batch kept no hold on the buffer) and gives the buffer back to the pool.
+func (h taken) release(t testing.TB) {
+	t.Helper()
+	if !bytes.Equal((*h.buf)[h.at:], h.body) {
+		t.Fatalf("a taken buffer changed after Take")
+	}
+	h.room.Bufs.Put(h.buf)
+}
+
+// take takes the batch and returns a copy of its body and its item count,
+// after checking the room around it. The buffer is appended to held (nil:
+// released at once).
+func take[M Message](t testing.TB, b *Batch[item, M], room Room, held *[]taken) ([]byte, int) {
+	t.Helper()
+	buf, at, n := b.Take()
+	if at != room.Head || cap(*buf)-len(*buf) < room.Tail {
+		t.Fatalf("body at %d with %d bytes after it, want at %d with %d", at, cap(*buf)-len(*buf), room.Head, room.Tail)
+	}
+	h := taken{room: room, buf: buf, at: at, body: slices.Clone((*buf)[at:])}
+	if held == nil {
+		h.release(t)
+	} else {
+		*held = append(*held, h)
+	}
+	return h.body, n
 }
 
 func sizeOf(items []item, id uint32) int {
@@ -283,11 +344,11 @@ func TestBatchModel(t *testing.T) {
 
 // TestBatchCarryRegression is the reproduction of the lost-and-resent carry:
 // maxItems 8, maxBytes 25, items of 10 encoded bytes (12 with their field
-// header), items 1..5 pushed, Fill/Encode/Sent in a loop. The landed writer
+// header), items 1..5 pushed, Fill/Take in a loop. The landed writer
 // sent [1 2 1 4 1]; the right answer is [1 2 3 4 5].
 func TestBatchCarryRegression(t *testing.T) {
 	r := ring.New[item](8)
-	b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, 8, 25, 0)
+	b := New(r, convertFake, func() *fakeMsg { return new(fakeMsg) }, 8, 25, 0, Room{Bufs: pool.NewBuffers()})
 	for id := uint32(1); id <= 5; id++ {
 		r.Push(item{id: id, size: 10})
 	}
@@ -321,7 +382,7 @@ func TestScratchGrows(t *testing.T) {
 	sized := 0
 	r := ring.New[item](8)
 	b := New(r, func(m *sizedMsg, it item) bool { return convertFake(&m.fakeMsg, it) },
-		func() *sizedMsg { return &sizedMsg{sized: &sized} }, 8, 1000, 0)
+		func() *sizedMsg { return &sizedMsg{sized: &sized} }, 8, 1000, 0, Room{Bufs: pool.NewBuffers(), Head: 3, Tail: 2})
 	b.scratch = make([]byte, 64)
 	for id, size := range []int{40, 100, 150, 60, 2000} {
 		r.Push(item{id: uint32(id), size: size})

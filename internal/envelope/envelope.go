@@ -15,13 +15,19 @@ package envelope
 
 import "google.golang.org/protobuf/encoding/protowire"
 
-// Envelope wraps a body of items into a whole request.
+// Envelope wraps a body of items into a whole request, in place: the batch
+// encodes the body into a buffer with room kept free around it (Room), and
+// Wrap writes the rest of the request into that room, so that the body is
+// never copied.
 type Envelope interface {
-	// Size is the encoded size of a request whose items take body bytes.
-	Size(body int) int
-	// Wrap writes everything but the body into dst, which has Size(body)
-	// bytes, and returns the offset at which the body's bytes belong.
-	Wrap(dst []byte, body int) (bodyAt int)
+	// Room is the most bytes a request puts before a body of at most
+	// maxBody bytes, and the bytes it puts after any body.
+	Room(maxBody int) (head, tail int)
+	// Wrap completes the request around the body at buf[at:at+body]: it
+	// writes the head just before the body (at is at least the head that
+	// Room gave) and the tail just after it (buf has that much room), and
+	// returns where the request starts and ends in buf.
+	Wrap(buf []byte, at, body int) (start, end int)
 }
 
 // OpenCensus is the OpenCensus request: the items, then suffix (the encoded
@@ -31,13 +37,13 @@ type OpenCensus struct{ suffix []byte }
 // NewOpenCensus returns the envelope whose requests end with suffix.
 func NewOpenCensus(suffix []byte) OpenCensus { return OpenCensus{suffix: suffix} }
 
-// Size implements Envelope.
-func (e OpenCensus) Size(body int) int { return body + len(e.suffix) }
+// Room implements Envelope.
+func (e OpenCensus) Room(int) (head, tail int) { return 0, len(e.suffix) }
 
 // Wrap implements Envelope.
-func (e OpenCensus) Wrap(dst []byte, body int) int {
-	copy(dst[body:], e.suffix)
-	return 0
+func (e OpenCensus) Wrap(buf []byte, at, body int) (start, end int) {
+	end = at + body + copy(buf[at+body:at+body+len(e.suffix)], e.suffix)
+	return at, end
 }
 
 // OTLP is the OTLP request of one resource and one instrumentation scope.
@@ -67,20 +73,28 @@ func (e OTLP) lens(body int) (outer, inner int) {
 	return outer, inner
 }
 
-// Size implements Envelope.
-func (e OTLP) Size(body int) int {
+// head is the size of everything before a body of n bytes.
+func (e OTLP) head(body int) int {
 	outer, _ := e.lens(body)
-	return protowire.SizeTag(1) + protowire.SizeVarint(uint64(outer)) + outer
+	return protowire.SizeTag(1) + protowire.SizeVarint(uint64(outer)) + outer - body
 }
 
+// Room implements Envelope: the head only grows with the body (its two
+// length prefixes), so the head of the largest body is enough for all.
+func (e OTLP) Room(maxBody int) (head, tail int) { return e.head(maxBody), 0 }
+
 // Wrap implements Envelope.
-func (e OTLP) Wrap(dst []byte, body int) int {
+func (e OTLP) Wrap(buf []byte, at, body int) (start, end int) {
 	outer, inner := e.lens(body)
-	b := protowire.AppendTag(dst[:0], 1, protowire.BytesType)
+	start = at - e.head(body)
+	b := protowire.AppendTag(buf[start:start], 1, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(outer))
 	b = append(b, e.resource...)
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(inner))
 	b = append(b, e.scope...)
-	return len(b)
+	if len(b) != at-start {
+		panic("envelope: the OTLP head is not the size computed for it")
+	}
+	return start, at + body
 }

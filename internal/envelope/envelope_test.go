@@ -16,23 +16,32 @@ import (
 	otlpcommonpb "github.com/zerocensus/ocagent/internal/otlpproto/common/v1"
 	otlpresourcepb "github.com/zerocensus/ocagent/internal/otlpproto/resource/v1"
 	otlptracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
+	"github.com/zerocensus/ocagent/internal/pool"
 	"github.com/zerocensus/ocagent/internal/ring"
 )
 
-// wrap encodes spans through a batch and env, as the scheduler does.
-func wrap(t *testing.T, env envelope.Envelope, spans []*tracepb.Span) []byte {
+// wrap encodes spans through a batch and env, as the scheduler does: the
+// batch encodes its body into a pool buffer with the envelope's room around
+// it (the room of the largest body, so that a small one leaves a gap before
+// its head), and Wrap writes the rest of the request there.
+func wrap[S any, M interface {
+	*S
+	batch.Message
+	proto.Message
+}](t *testing.T, env envelope.Envelope, spans []M) []byte {
 	t.Helper()
-	r := ring.New[*tracepb.Span](len(spans))
+	r := ring.New[M](len(spans))
 	for _, s := range spans {
 		r.Push(s)
 	}
-	b := batch.New(r, func(dst *tracepb.Span, src *tracepb.Span) bool { proto.Reset(dst); proto.Merge(dst, src); return true },
-		func() *tracepb.Span { return new(tracepb.Span) }, len(spans), 1<<30, 0)
+	const maxBytes = 1 << 30
+	head, tail := env.Room(maxBytes)
+	b := batch.New(r, func(dst, src M) bool { proto.Reset(dst); proto.Merge(dst, src); return true },
+		func() M { return new(S) }, len(spans), maxBytes, 0, batch.Room{Bufs: pool.NewBuffers(), Head: head, Tail: tail})
 	_, size := b.Fill()
-	out := make([]byte, env.Size(size))
-	at := env.Wrap(out, size)
-	b.Encode(out[at : at+size])
-	return out
+	buf, at, _ := b.Take()
+	start, end := env.Wrap(*buf, at, size)
+	return bytes.Clone((*buf)[start:end])
 }
 
 // TestOpenCensusEnvelope: spans and the resource after them are exactly a
@@ -91,7 +100,7 @@ func TestOTLPEnvelope(t *testing.T) {
 			if c.scope != nil {
 				sb = scopeB
 			}
-			got := wrapOTLP(t, envelope.NewOTLP(rb, sb), spans)
+			got := wrap(t, envelope.NewOTLP(rb, sb), spans)
 			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&otlpcolltracepb.ExportTraceServiceRequest{
 				ResourceSpans: []*otlptracepb.ResourceSpans{{Resource: c.res, ScopeSpans: []*otlptracepb.ScopeSpans{{Scope: c.scope, Spans: spans}}}}})
 			if err != nil {
@@ -102,23 +111,4 @@ func TestOTLPEnvelope(t *testing.T) {
 			}
 		}
 	}
-}
-
-func wrapOTLP(t *testing.T, env envelope.Envelope, spans []*otlptracepb.Span) []byte {
-	t.Helper()
-	r := ring.New[*otlptracepb.Span](len(spans))
-	for _, s := range spans {
-		r.Push(s)
-	}
-	b := batch.New(r, func(dst *otlptracepb.Span, src *otlptracepb.Span) bool {
-		proto.Reset(dst)
-		proto.Merge(dst, src)
-		return true
-	},
-		func() *otlptracepb.Span { return new(otlptracepb.Span) }, len(spans), 1<<30, 0)
-	_, size := b.Fill()
-	out := make([]byte, env.Size(size))
-	at := env.Wrap(out, size)
-	b.Encode(out[at : at+size])
-	return out
 }

@@ -25,13 +25,14 @@ import (
 )
 
 // Source is the batching half of a pipeline (package batch implements it).
-// Only the scheduler goroutine calls Fill, Encode, Sent and Discard; Held and
+// Only the scheduler goroutine calls Fill, Full, Take and Discard; Held and
 // Queued are safe from any goroutine.
 type Source interface {
 	Fill() (items, size int)
 	Full() bool
-	Encode(dst []byte)
-	Sent()
+	// Take hands over the batch Fill made: a pool buffer holding the body
+	// at offset at, with the envelope's room free before and after it.
+	Take() (buf *[]byte, at, items int)
 	Discard() int
 	Held() int
 	Queued() int

@@ -172,10 +172,12 @@ func newTestPipe(t testing.TB, size, ringCap, maxItems, maxBytes int) *testPipe 
 // scheduler to convert every convertEvery pushes.
 func newTestPipeConverting(t testing.TB, size, ringCap, maxItems, maxBytes, convertEvery int) *testPipe {
 	r := ring.New[uint32](ringCap)
-	b := batch.New(r, func(m *idMsg, id uint32) bool { m.id, m.size = id, size; return true },
-		func() *idMsg { return new(idMsg) }, maxItems, maxBytes, 0)
 	suffix := []byte{0x1a, 0x00} // an empty field 3, as an OpenCensus Resource
-	p := New(r, b, pool.NewBuffers(), Config{Delay: time.Hour, WakeEvery: maxItems, ConvertEvery: convertEvery, Envelope: envelope.NewOpenCensus(suffix)})
+	env, bufs := envelope.NewOpenCensus(suffix), pool.NewBuffers()
+	head, tail := env.Room(maxBytes)
+	b := batch.New(r, func(m *idMsg, id uint32) bool { m.id, m.size = id, size; return true },
+		func() *idMsg { return new(idMsg) }, maxItems, maxBytes, 0, batch.Room{Bufs: bufs, Head: head, Tail: tail})
+	p := New(r, b, bufs, Config{Delay: time.Hour, WakeEvery: maxItems, ConvertEvery: convertEvery, Envelope: env})
 	fake := newFake(p.Counters(), len(suffix))
 	ctx, cancel := context.WithCancel(context.Background())
 	p.Start(ctx, fake, nil)

@@ -205,13 +205,19 @@ func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 		if items == 0 || !partial && !s.src.Full() {
 			return false, 0
 		}
-		env := s.cfg.Envelope
-		total := env.Size(size)
-		buf := s.bufs.Get(total)
-		at := env.Wrap(*buf, size)
-		s.src.Encode((*buf)[at : at+size])
-		s.t.Send(mem.NewBuffer(buf, s.bufs), items)
-		s.src.Sent()
+		buf, at, items := s.src.Take()
+		start, end := s.cfg.Envelope.Wrap(*buf, at, size)
+		*buf = (*buf)[:end]
+		req := mem.NewBuffer(buf, s.bufs)
+		if start > 0 {
+			// The head took less than the room kept for it: the request
+			// is the rest of the buffer, which goes back to the pool when
+			// the transport frees the request.
+			var gap mem.Buffer
+			gap, req = mem.SplitUnsafe(req, start)
+			gap.Free()
+		}
+		s.t.Send(req, items)
 		budget -= items
 	}
 	return false, 0
