@@ -18,7 +18,6 @@ import (
 	"github.com/zerocensus/ocagent/internal/otlpconv"
 	collmetricspb "github.com/zerocensus/ocagent/internal/otlpproto/collector/metrics/v1"
 	colltracepb "github.com/zerocensus/ocagent/internal/otlpproto/collector/trace/v1"
-	commonpb "github.com/zerocensus/ocagent/internal/otlpproto/common/v1"
 	tracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
 	"github.com/zerocensus/ocagent/internal/testspans"
 )
@@ -104,20 +103,7 @@ func TestOTLPSpansArrive(t *testing.T) {
 // sortedSpan orders a span's attribute lists (their order means nothing).
 func sortedSpan(s *tracepb.Span) *tracepb.Span {
 	s = s.CloneVT()
-	sortAttrs := func(kv []*commonpb.KeyValue) {
-		for i := 1; i < len(kv); i++ {
-			for j := i; j > 0 && kv[j].Key < kv[j-1].Key; j-- {
-				kv[j], kv[j-1] = kv[j-1], kv[j]
-			}
-		}
-	}
-	sortAttrs(s.Attributes)
-	for _, ev := range s.Events {
-		sortAttrs(ev.Attributes)
-	}
-	for _, l := range s.Links {
-		sortAttrs(l.Attributes)
-	}
+	testspans.SortOTLPAttributes(s)
 	return s
 }
 

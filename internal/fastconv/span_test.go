@@ -1,7 +1,6 @@
 package fastconv
 
 import (
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -255,40 +254,27 @@ func TestConvertReuseLeavesNothingStale(t *testing.T) {
 	}
 }
 
-// TestReusedSpanMatchesFresh converts 300 sequences of 40 spans that share
-// keys, values and attribute maps (testspans.Churn) one after another into
-// one reused message, and requires each to equal the conversion of the same
-// span by a fresh converter into a fresh message, attributes compared as
-// sets: nothing stale survives reuse (the rotation of attribute entries, the
-// wrappers that change hands, a string not validated again because its
-// entry already holds it).
+// TestReusedSpanMatchesFresh: spans that share keys, values and attribute
+// maps (testspans.Churn), converted one after another into one reused
+// message, equal their conversions by a fresh converter, decoded into
+// upstream's types (protobuf-go checks UTF-8; attributes are a map there,
+// compared as sets): nothing stale survives reuse (the rotation of
+// attribute entries, the wrappers that change hands, a string not validated
+// again because its entry already holds it).
 func TestReusedSpanMatchesFresh(t *testing.T) {
-	for seed := range uint64(300) {
-		next := testspans.Churn(rand.New(rand.NewPCG(seed, 11)))
+	testspans.CheckReuse(t, func() func(*trace.SpanData) proto.Message {
 		c, dst := NewSpanConverter(0, 0), new(tracepb.Span)
-		for i := range 40 {
-			sd := next()
+		return func(sd *trace.SpanData) proto.Message {
 			c.Convert(dst, sd)
-			fresh := new(tracepb.Span)
-			NewSpanConverter(0, 0).Convert(fresh, sd)
-			if got, want := canonicalSpan(t, dst), canonicalSpan(t, fresh); !proto.Equal(got, want) {
-				t.Fatalf("seed %d, span %d: reused message\n%v\nfresh\n%v", seed, i, got, want)
+			b, err := dst.MarshalVT()
+			if err != nil {
+				t.Fatal(err)
 			}
+			got := new(uptracepb.Span)
+			if err := proto.Unmarshal(b, got); err != nil {
+				t.Fatal(err)
+			}
+			return got
 		}
-	}
-}
-
-// canonicalSpan is s decoded from its bytes into upstream's types
-// (protobuf-go, UTF-8 checked), where attributes are maps, compared as sets.
-func canonicalSpan(t *testing.T, s *tracepb.Span) *uptracepb.Span {
-	t.Helper()
-	b, err := s.MarshalVT()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := new(uptracepb.Span)
-	if err := proto.Unmarshal(b, c); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	})
 }
