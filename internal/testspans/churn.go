@@ -96,17 +96,28 @@ func Churn(r *rand.Rand) func() *trace.SpanData {
 
 // CheckReuse converts 300 seeded sequences of 40 Churn spans one after
 // another with one converter (newConv's function, which converts into one
-// reused message and returns a comparable copy of it), and requires each to
-// equal what a fresh converter gives for the same span: nothing stale
-// survives reuse.
-func CheckReuse(t *testing.T, newConv func() func(*trace.SpanData) proto.Message) {
+// reused message and returns its encoding), and requires each to equal what
+// a fresh converter gives for the same span, both decoded by protobuf-go
+// (which checks UTF-8) into a message from into and made comparable by
+// canonical (nil: as decoded): nothing stale survives reuse.
+func CheckReuse[M proto.Message](t *testing.T, newConv func() func(*trace.SpanData) []byte, into func() M, canonical func(M)) {
 	t.Helper()
+	decode := func(b []byte) M {
+		m := into()
+		if err := proto.Unmarshal(b, m); err != nil {
+			t.Fatal(err)
+		}
+		if canonical != nil {
+			canonical(m)
+		}
+		return m
+	}
 	for seed := range uint64(300) {
 		next := Churn(rand.New(rand.NewPCG(seed, 11)))
 		reused := newConv()
 		for i := range 40 {
 			sd := next()
-			if got, want := reused(sd), newConv()(sd); !proto.Equal(got, want) {
+			if got, want := decode(reused(sd)), decode(newConv()(sd)); !proto.Equal(got, want) {
 				t.Fatalf("seed %d, span %d: reused message\n%v\nfresh\n%v", seed, i, got, want)
 			}
 		}
