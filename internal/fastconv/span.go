@@ -183,17 +183,10 @@ func (c *SpanConverter) attributes(dst *tracepb.Span_Attributes, attrs map[strin
 		dst = c.attrs.Get()
 	}
 	dst.DroppedAttributesCount = ocdata.Clip32(max(dropped, 0))
-	n := len(attrs)
-	entries := ocdata.Grow(dst.AttributeMap, n, tracepb.Span_Attributes_AttributeMapEntryFromVTPool)
-	// The attributes go round the entries from where the last map had its
-	// first key (ocdata.RotationStart), so that each keeps its entry.
-	start, at, kept, first := 0, 0, 0, true
+	entries := ocdata.Grow(dst.AttributeMap, len(attrs), tracepb.Span_Attributes_AttributeMapEntryFromVTPool)
+	slots := ocdata.Rotate(entries) // each attribute keeps its entry from span to span
 	for k, v := range attrs {
-		if first {
-			start, first = ocdata.RotationStart(entries, k), false
-			at = start
-		}
-		e := entries[at]
+		e := slots.Next(k)
 		if e.Value == nil {
 			e.Value = tracepb.AttributeValueFromVTPool()
 		}
@@ -204,13 +197,9 @@ func (c *SpanConverter) attributes(dst *tracepb.Span_Attributes, attrs map[strin
 			continue
 		}
 		e.Key = ocdata.ValidUTF8Since(e.Key, k)
-		kept++
-		if at++; at == n {
-			at = 0
-		}
+		slots.Keep()
 	}
-	ocdata.Unrotate(entries, start, kept)
-	dst.AttributeMap = entries[:kept]
+	dst.AttributeMap = entries[:slots.Done()]
 	return dst
 }
 

@@ -56,15 +56,63 @@ const SmallMap = 8
 // Keyed is a generated key-value message.
 type Keyed interface{ GetKey() string }
 
-// RotationStart is the slot that the first key k of a range over a map of
-// len(slots) entries should fill, given slots, the key-value messages the
-// previous conversion filled in range order. For a small map the new range
-// is the previous one rotated, so starting at the slot that holds k itself
-// and going round keeps every key in its slot, and every value's type with
-// it: no oneof wrapper changes hands, no key or value is stored again, and
-// ValidUTF8Since finds them as they were. It returns 0 when k is in no
-// slot, and for larger maps (whose ranges are not rotations).
-func RotationStart[T Keyed](slots []T, k string) int {
+// Rotation places the entries of one range over a map into slots, the
+// key-value messages the previous range filled, in range order. For a small
+// map the new range is the previous one rotated, so the first entry goes to
+// the slot that holds its key itself and the rest go round from there:
+// every key keeps its slot, and every value's type with it, so no oneof
+// wrapper changes hands, no key or value is stored again, and
+// ValidUTF8Since finds them as they were. A larger map (whose ranges are
+// not rotations), or a first key in no slot, fills the slots in order.
+//
+// For each entry of the range: Next, then Keep if the entry was stored
+// (one that is skipped leaves its slot to the next entry); after the range,
+// Done.
+type Rotation[T Keyed] struct {
+	slots           []T
+	start, at, kept int
+	started         bool
+}
+
+// Rotate begins a range over a map of len(slots) entries.
+func Rotate[T Keyed](slots []T) Rotation[T] {
+	// One slot or none: nothing to rotate, nothing to look for.
+	return Rotation[T]{slots: slots, started: len(slots) <= 1}
+}
+
+// Next is the slot for the range's next entry, whose key is k.
+func (r *Rotation[T]) Next(k string) T {
+	if !r.started {
+		r.begin(k) // out of line, so that Next is inlined
+	}
+	return r.slots[r.at]
+}
+
+//go:noinline
+func (r *Rotation[T]) begin(k string) {
+	r.started = true
+	r.start = rotationStart(r.slots, k)
+	r.at = r.start
+}
+
+// Keep records that the entry Next placed was stored in its slot.
+func (r *Rotation[T]) Keep() {
+	r.kept++
+	if r.at++; r.at == len(r.slots) {
+		r.at = 0
+	}
+}
+
+// Done returns how many entries were kept, and makes them the first
+// elements of the slots.
+func (r *Rotation[T]) Done() int {
+	unrotate(r.slots, r.start, r.kept)
+	return r.kept
+}
+
+// rotationStart is the slot that holds k itself, or 0 when none does or
+// there are more than SmallMap slots.
+func rotationStart[T Keyed](slots []T, k string) int {
 	if len(slots) > SmallMap {
 		return 0
 	}
@@ -76,11 +124,11 @@ func RotationStart[T Keyed](slots []T, k string) int {
 	return 0
 }
 
-// Unrotate makes the kept entries that a rotated range placed at
-// s[start], s[start+1], ... (going round s) the first kept elements of s.
-// Only a range that skipped some entries needs it: one that filled all of s
-// holds them in an order that is as good as any other.
-func Unrotate[T any](s []T, start, kept int) {
+// unrotate makes the kept entries that a range placed at s[start],
+// s[start+1], ... (going round s) the first kept elements of s. Only a range
+// that skipped some entries needs it: one that filled all of s holds them
+// in an order that is as good as any other.
+func unrotate[T any](s []T, start, kept int) {
 	if kept == len(s) || start == 0 {
 		return
 	}

@@ -2,6 +2,7 @@ package ocdata
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,31 +74,60 @@ type kv struct{ k string }
 
 func (x *kv) GetKey() string { return x.k }
 
-func TestRotationStartAndUnrotate(t *testing.T) {
+func TestRotation(t *testing.T) {
 	keys := []string{"a", "b", "c", "d"}
 	slots := []*kv{{keys[0]}, {keys[1]}, {keys[2]}, {keys[3]}}
-	if got := RotationStart(slots, keys[2]); got != 2 {
-		t.Errorf("RotationStart = %d, want 2", got)
+	if got := rotationStart(slots, keys[2]); got != 2 {
+		t.Errorf("rotationStart = %d, want 2", got)
 	}
-	if got := RotationStart(slots, string([]byte("z"))); got != 0 {
-		t.Errorf("RotationStart of an unknown key = %d, want 0", got)
+	if got := rotationStart(slots, string([]byte("z"))); got != 0 {
+		t.Errorf("rotationStart of an unknown key = %d, want 0", got)
 	}
 	big := make([]*kv, SmallMap+1)
 	for i := range big {
 		big[i] = &kv{keys[i%len(keys)]}
 	}
-	if got := RotationStart(big, keys[2]); got != 0 {
-		t.Errorf("RotationStart over more than SmallMap slots = %d, want 0", got)
+	if got := rotationStart(big, keys[2]); got != 0 {
+		t.Errorf("rotationStart over more than SmallMap slots = %d, want 0", got)
 	}
 	// Placed at 2, 3, 0 (three kept of four): they become the first three.
 	s := []string{"k2", "spare", "k0", "k1"}
-	Unrotate(s, 2, 3)
+	unrotate(s, 2, 3)
 	if got := fmt.Sprint(s); got != "[k0 k1 k2 spare]" {
-		t.Errorf("Unrotate: %v", got)
+		t.Errorf("unrotate: %v", got)
 	}
 	full := []string{"x", "y"}
-	Unrotate(full, 1, 2)
+	unrotate(full, 1, 2)
 	if got := fmt.Sprint(full); got != "[x y]" {
-		t.Errorf("Unrotate of a full range moved it: %v", got)
+		t.Errorf("unrotate of a full range moved it: %v", got)
+	}
+	// A range of the same map rotated (c, d, a, b) keeps each key in its
+	// slot; with d skipped, the three kept come first after Done.
+	for _, skip := range []string{"", "d"} {
+		r := Rotate(slots)
+		for _, k := range []string{keys[2], keys[3], keys[0], keys[1]} {
+			slot := r.Next(k)
+			if k == skip {
+				continue
+			}
+			if skip == "" && slot.k != k {
+				t.Errorf("key %s placed in the slot of %s", k, slot.k)
+			}
+			slot.k = k
+			r.Keep()
+		}
+		n := r.Done()
+		var got []string
+		for _, s := range slots[:n] {
+			got = append(got, s.k)
+		}
+		slices.Sort(got)
+		want := "[a b c d]"
+		if skip != "" {
+			want = "[a b c]"
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("skipping %q: kept %v, want %s", skip, got, want)
+		}
 	}
 }

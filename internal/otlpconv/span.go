@@ -195,15 +195,9 @@ func (c *SpanConverter) spanAttributes(dst []*commonpb.KeyValue, sd *trace.SpanD
 	}
 	dst = ocdata.Grow(dst, total, commonpb.KeyValueFromVTPool)
 	dropped := ocdata.Clip32(max(sd.DroppedAttributeCount, 0))
-	// The attributes go round dst[:n] from where the last span had its first
-	// key (ocdata.RotationStart), so that each keeps its slot.
-	start, at, kept, first := 0, 0, 0, true
+	slots := ocdata.Rotate(dst[:n]) // each attribute keeps its slot from span to span
 	for k, v := range sd.Attributes {
-		if first {
-			start, first = ocdata.RotationStart(dst[:n], k), false
-			at = start
-		}
-		kv := dst[at]
+		kv := slots.Next(k)
 		k = ocdata.ValidUTF8Since(kv.Key, k)
 		switch {
 		case kindUnset && k == keySpanKind:
@@ -231,12 +225,9 @@ func (c *SpanConverter) spanAttributes(dst []*commonpb.KeyValue, sd *trace.SpanD
 			dropped++
 			continue
 		}
-		kept++
-		if at++; at == n {
-			at = 0
-		}
+		slots.Keep()
 	}
-	ocdata.Unrotate(dst[:n], start, kept)
+	kept := slots.Done()
 	if hasParent {
 		c.v.setBool(dst[kept], keySameProcess, !sd.HasRemoteParent)
 		kept++
@@ -289,15 +280,16 @@ func (p *values) attributes(dst []*commonpb.KeyValue, attrs map[string]any) ([]*
 		return dst[:0], 0 // not even a range: starting one draws random numbers
 	}
 	dst = ocdata.Grow(dst, len(attrs), commonpb.KeyValueFromVTPool)
-	i, dropped := 0, uint32(0)
+	slots, dropped := ocdata.Rotate(dst), uint32(0)
 	for k, v := range attrs {
-		if !p.set(dst[i], ocdata.ValidUTF8Since(dst[i].Key, k), v) {
+		kv := slots.Next(k)
+		if !p.set(kv, ocdata.ValidUTF8Since(kv.Key, k), v) {
 			dropped++
 			continue
 		}
-		i++
+		slots.Keep()
 	}
-	return dst[:i], dropped
+	return dst[:slots.Done()], dropped
 }
 
 func (c *SpanConverter) events(dst *tracepb.Span, sd *trace.SpanData) {
