@@ -45,8 +45,8 @@ func value(kv *commonpb.KeyValue) *commonpb.AnyValue {
 	return kv.Value
 }
 
-// release puts v's value wrapper in its free list and returns v, empty.
-func (p *values) release(v *commonpb.AnyValue) *commonpb.AnyValue {
+// release puts v's value wrapper in its free list and leaves v empty.
+func (p *values) release(v *commonpb.AnyValue) {
 	switch w := v.Value.(type) {
 	case *commonpb.AnyValue_StringValue:
 		p.strs.Put(w)
@@ -63,7 +63,6 @@ func (p *values) release(v *commonpb.AnyValue) *commonpb.AnyValue {
 		v.ResetVT()
 	}
 	v.Value = nil
-	return v
 }
 
 // setString stores s in *dst unless *dst already is s (the same bytes at
@@ -88,70 +87,50 @@ func setBytes(dst *[]byte, b []byte) {
 	*dst = append((*dst)[:0], b...)
 }
 
-// setStr, setInt, setBool and setDouble make kv the attribute key = value.
-// Each is small enough to be inlined: in steady state kv already has a
-// wrapper of the value's type and the key, so only the value is stored;
-// otherwise the swap of wrappers is out of line (newStr...).
-
 func (p *values) setStr(kv *commonpb.KeyValue, key, s string) {
-	w, ok := kv.GetValue().GetValue().(*commonpb.AnyValue_StringValue)
-	if !ok {
-		w = p.newStr(kv)
-	}
 	setString(&kv.Key, key)
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_StringValue)
+	if !ok {
+		p.release(v)
+		w = p.strs.Get()
+		v.Value = w
+	}
 	setString(&w.StringValue, s)
 }
 
 func (p *values) setInt(kv *commonpb.KeyValue, key string, i int64) {
-	w, ok := kv.GetValue().GetValue().(*commonpb.AnyValue_IntValue)
-	if !ok {
-		w = p.newInt(kv)
-	}
 	setString(&kv.Key, key)
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_IntValue)
+	if !ok {
+		p.release(v)
+		w = p.ints.Get()
+		v.Value = w
+	}
 	w.IntValue = i
 }
 
 func (p *values) setBool(kv *commonpb.KeyValue, key string, b bool) {
-	w, ok := kv.GetValue().GetValue().(*commonpb.AnyValue_BoolValue)
-	if !ok {
-		w = p.newBool(kv)
-	}
 	setString(&kv.Key, key)
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_BoolValue)
+	if !ok {
+		p.release(v)
+		w = p.bools.Get()
+		v.Value = w
+	}
 	w.BoolValue = b
 }
 
 func (p *values) setDouble(kv *commonpb.KeyValue, key string, d float64) {
-	w, ok := kv.GetValue().GetValue().(*commonpb.AnyValue_DoubleValue)
-	if !ok {
-		w = p.newDouble(kv)
-	}
 	setString(&kv.Key, key)
+	v := value(kv)
+	w, ok := v.Value.(*commonpb.AnyValue_DoubleValue)
+	if !ok {
+		p.release(v)
+		w = p.dbls.Get()
+		v.Value = w
+	}
 	w.DoubleValue = d
-}
-
-// newStr, newInt, newBool and newDouble give kv a fresh value wrapper of
-// their type, releasing the one it had (the rare path of the setters).
-
-func (p *values) newStr(kv *commonpb.KeyValue) *commonpb.AnyValue_StringValue {
-	w := p.strs.Get()
-	p.release(value(kv)).Value = w
-	return w
-}
-
-func (p *values) newInt(kv *commonpb.KeyValue) *commonpb.AnyValue_IntValue {
-	w := p.ints.Get()
-	p.release(value(kv)).Value = w
-	return w
-}
-
-func (p *values) newBool(kv *commonpb.KeyValue) *commonpb.AnyValue_BoolValue {
-	w := p.bools.Get()
-	p.release(value(kv)).Value = w
-	return w
-}
-
-func (p *values) newDouble(kv *commonpb.KeyValue) *commonpb.AnyValue_DoubleValue {
-	w := p.dbls.Get()
-	p.release(value(kv)).Value = w
-	return w
 }

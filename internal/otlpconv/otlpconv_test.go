@@ -496,3 +496,24 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestForeignValueStaysInUse: a value of a kind this package never makes
+// (an array) is emptied when its attribute is set to another kind, and the
+// AnyValue stays the attribute's: it is not also handed back to the
+// generated pool, where the next AnyValueFromVTPool would give it a second
+// owner.
+func TestForeignValueStaysInUse(t *testing.T) {
+	var p values
+	v := commonpb.AnyValueFromVTPool()
+	v.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: commonpb.ArrayValueFromVTPool()}
+	kv := &commonpb.KeyValue{Key: "k", Value: v}
+	p.setStr(kv, "k", "s")
+	if kv.Value != v || kv.Value.GetStringValue() != "s" {
+		t.Fatalf("attribute %v, want its own AnyValue holding \"s\"", kv)
+	}
+	for range 8 {
+		if commonpb.AnyValueFromVTPool() == v {
+			t.Fatal("the attribute's AnyValue was also in the pool")
+		}
+	}
+}
