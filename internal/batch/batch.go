@@ -236,7 +236,7 @@ func (b *Batch[T, M]) publish() {
 	b.held.Store(int64(h))
 }
 
-// Held is the number of items taken from the ring and not yet taken: the
+// Held is the number of items taken from the ring and not yet handed over by Take: the
 // current batch and a carried item. Safe from any goroutine.
 func (b *Batch[T, M]) Held() int { return int(b.held.Load()) }
 
