@@ -31,8 +31,8 @@ test: vet check-generate
 ## target with "context deadline exceeded" at the deadline, without any
 ## failing input (golang/go#75804, fixed in Go 1.27); a count has no
 ## deadline to race.
-FUZZ_TARGETS := ./internal/fastconv:FuzzConvertSpan:150000 ./internal/fastconv:FuzzConvertView:50000 \
-	./internal/batch:FuzzBatchModel:100000 ./internal/otlpconv:FuzzConvertSpanOTLP:100000
+FUZZ_TARGETS := ./fastconv:FuzzConvertSpan:150000 ./fastconv:FuzzConvertView:50000 \
+	./stream:FuzzBatchModel:100000 ./fastconv:FuzzConvertSpanOTLP:100000
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do p=$${pt%%:*}; rest=$${pt#*:}; f=$${rest%%:*}; n=$${rest##*:}; \
 		echo "== fuzz $$f ($$p) for $$n executions"; \
@@ -78,7 +78,7 @@ bench:
 	@echo "== comparison suite: $(BENCH_COUNT) rounds x $(BENCH_SUITE_TIME) per benchmark; progress on stderr (» round, elapsed, scenario)"
 	@bench/run.sh results/latest.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) . >/dev/null
 	@echo "== hot path (fastconv, otlpconv, ExportSpan, end to end to a discarding agent process): -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME)"
-	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./internal/fastconv ./internal/otlpconv > $(RESULTS)/hotpath.txt
+	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./fastconv > $(RESULTS)/hotpath.txt
 	@go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) . >> $(RESULTS)/hotpath.txt
 	@echo; echo "== exporter only and end to end, per span (sec/op = ns/span); agents in a child process: allocations are the client's"
 	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '(.name:Exporter OR .name:EndToEnd) AND .unit:(ns/op OR cpu-ns/span OR allocs/span OR B/span OR wireB/span)' $(RESULTS)/latest.txt

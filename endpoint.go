@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/zerocensus/ocagent/internal/transport"
+	"github.com/zerocensus/ocagent/stream"
 )
 
 // endpoint is where one signal goes and how: its own connection unless the
@@ -30,7 +30,7 @@ func (ep *endpoint) same(o *endpoint) bool {
 
 // dial makes the endpoint's connection; ctx ends it (Stop) and carries its
 // headers to every stream and call.
-func (ep *endpoint) dial(ctx context.Context, cfg config) (*transport.Conn, error) {
+func (ep *endpoint) dial(ctx context.Context, cfg config) (*stream.Conn, error) {
 	var dialOpts []grpc.DialOption
 	if ep.creds != nil {
 		dialOpts = append(dialOpts, grpc.WithTransportCredentials(ep.creds))
@@ -43,5 +43,15 @@ func (ep *endpoint) dial(ctx context.Context, cfg config) (*transport.Conn, erro
 	if ep.compressor != "" {
 		callOpts = append(callOpts, grpc.UseCompressor(ep.compressor))
 	}
-	return transport.Dial(ctx, ep.address, cfg.reconnectionPeriod, attemptTimeout, callOpts, dialOpts...)
+	return stream.Dial(ctx, ep.address, cfg.reconnectionPeriod, attemptTimeout, callOpts, dialOpts...)
 }
+
+// Timing of connections: each attempt to open a stream waits at most
+// attemptTimeout for the channel; Start waits at most startConnectWait for
+// the first attempts, so that a reachable agent has the Node when
+// NewExporter returns (as upstream) while an unreachable or silent one does
+// not hold a service's start-up.
+const (
+	attemptTimeout   = time.Second
+	startConnectWait = 500 * time.Millisecond
+)

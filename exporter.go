@@ -17,19 +17,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	commonpb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/common/v1"
 	agentmetricspb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/metrics/v1"
 	agenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
-	resourcepb "github.com/census-instrumentation/opencensus-proto/gen-go/resource/v1"
-	tracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/zerocensus/ocagent/internal/pipeline"
-	"github.com/zerocensus/ocagent/internal/pool"
-	"github.com/zerocensus/ocagent/internal/transport"
-	"github.com/zerocensus/ocagent/internal/transport/ocstream"
+	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/stream"
+	"github.com/zerocensus/ocagent/stream/ocstream"
 )
 
 var (
@@ -51,29 +47,19 @@ const (
 
 // Exporter sends OpenCensus spans and views to an OpenCensus agent.
 type Exporter struct {
-	cfg      config
-	node     *commonpb.Node
-	resource *resourcepb.Resource
-	proto    protocol
+	build
+	proto protocol
 
 	state atomic.Int32
 	mu    sync.Mutex // serialises Start and Stop
 
-	bufs   *pool.Buffers
 	spans  *signal[*trace.SpanData]
 	views  *signal[*view.Data]
 	eps    [2]*endpoint // spans, views
-	conns  []*transport.Conn
+	conns  []*stream.Conn
 	cancel context.CancelFunc
 	config atomic.Pointer[ocstream.ConfigStream]
 	wg     sync.WaitGroup
-}
-
-// signal is one signal's pipeline with the counters of its batch.
-type signal[T any] struct {
-	*pipeline.Pipeline[T]
-	oversize func() uint64 // items alone over the batch byte budget
-	invalid  func() uint64 // items the converter refused
 }
 
 // NewExporter creates and starts an exporter.
@@ -95,34 +81,24 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Exporter{cfg: cfg, node: NodeWithStartTime(cfg.serviceName), bufs: pool.NewBuffers()}
+	e := &Exporter{build: build{cfg: cfg, node: NodeWithStartTime(cfg.serviceName), bufs: pool.NewBuffers()}}
 	if e.resource, err = detectResource(cfg.detector); err != nil {
 		return nil, err
 	}
 	switch cfg.protocol {
 	case ProtocolOTLP:
-		e.proto, err = newOTLP(e, os.Getenv)
+		e.proto, err = newOTLP(&e.build, os.Getenv)
 	default:
-		e.proto, err = newOpenCensus(e)
+		e.proto, err = newOpenCensus(&e.build)
 	}
 	if err != nil {
 		return nil, err
 	}
-	e.eps = e.proto.endpoints(e)
-	e.spans = e.proto.spans(e)
-	e.views = e.proto.views(e)
+	e.eps = e.proto.endpoints(&e.build)
+	e.spans = e.proto.spans(&e.build)
+	e.views = e.proto.views(&e.build)
 	return e, nil
 }
-
-// Timing of connections: each attempt to open a stream waits at most
-// attemptTimeout for the channel; Start waits at most startConnectWait for
-// the first attempts, so that a reachable agent has the Node when
-// NewExporter returns (as upstream) while an unreachable or silent one does
-// not hold a service's start-up.
-const (
-	attemptTimeout   = time.Second
-	startConnectWait = 500 * time.Millisecond
-)
 
 // Start connects to the agent and starts the writers. It makes one
 // connection attempt per stream before returning (waiting at most 500 ms);
@@ -151,9 +127,9 @@ func (e *Exporter) Start() error {
 			e.cancel = cancel
 			e.state.Store(stateRunning)
 			ready := make(chan struct{}, 2)
-			e.spans.Start(ctx, e.proto.spanTransport(e, spanConn), ready)
-			e.views.Start(ctx, e.proto.viewTransport(e, viewConn), ready)
-			if cs := e.proto.configStream(e, spanConn); cs != nil {
+			e.spans.Start(ctx, e.proto.spanTransport(&e.build, spanConn, e.spans.Counters()), ready)
+			e.views.Start(ctx, e.proto.viewTransport(&e.build, viewConn, e.views.Counters()), ready)
+			if cs := e.proto.configStream(&e.build, spanConn); cs != nil {
 				e.config.Store(cs)
 				e.wg.Add(1)
 				go func() { defer e.wg.Done(); cs.Run() }()
@@ -186,19 +162,6 @@ func waitReady(ready <-chan struct{}) error {
 		}
 	}
 	return nil
-}
-
-// applyTraceConfig applies a sampler pushed by the agent, as upstream.
-func applyTraceConfig(cfg *tracepb.TraceConfig) {
-	if p := cfg.GetProbabilitySampler(); p != nil {
-		trace.ApplyConfig(trace.Config{DefaultSampler: trace.ProbabilitySampler(p.SamplingProbability)})
-	} else if c := cfg.GetConstantSampler(); c != nil {
-		if c.Decision == tracepb.ConstantSampler_ALWAYS_ON {
-			trace.ApplyConfig(trace.Config{DefaultSampler: trace.AlwaysSample()})
-		} else {
-			trace.ApplyConfig(trace.Config{DefaultSampler: trace.NeverSample()})
-		}
-	}
 }
 
 // Stop sends what is queued (waiting at most DefaultStopTimeout), then closes
@@ -290,88 +253,22 @@ func (e *Exporter) ExportMetricsServiceRequest(batch *agentmetricspb.ExportMetri
 	return sendRaw(e, e.views.Pipeline, "ExportMetricsServiceRequest", batch)
 }
 
-func sendRaw[T any](e *Exporter, p *pipeline.Pipeline[T], what string, m proto.Message) error {
+func sendRaw[T any](e *Exporter, p *stream.Pipeline[T], what string, m proto.Message) error {
 	switch e.state.Load() {
 	case stateUnstarted:
 		return errNotStarted
 	case stateStopped:
 		return errStopped
 	}
-	buf, items, err := e.proto.encodeRaw(e, m)
+	buf, items, err := e.proto.encodeRaw(&e.build, m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if err := p.SendRaw(context.Background(), buf, items); err != nil {
-		if errors.Is(err, pipeline.ErrStopped) {
+		if errors.Is(err, stream.ErrStopped) {
 			return errStopped
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
-}
-
-// Stats are the exporter's own monotonic counters. Every span given to
-// ExportSpan is, at any time, exactly one of: queued, exported, rejected, or
-// dropped for one of the reasons below (and likewise every view).
-type Stats struct {
-	SpansExported          uint64 // handed to a stream (OpenCensus) or acknowledged by the agent (OTLP)
-	SpansQueued            int    // in the ring, the batch, or held by the transport for a resend (approximate while spans arrive)
-	SpansDroppedFull       uint64 // the ring was full
-	SpansDroppedNotRunning uint64 // ExportSpan before Start or after Stop
-	SpansDroppedOversize   uint64 // one span alone exceeded WithMaxBatchBytes, or gRPC refused a batch for its size (views count as invalid)
-	SpansDroppedAtStop     uint64 // still queued, or never accepted by a stream, when Stop's deadline passed
-	SpansRejected          uint64 // refused by the agent (OTLP: partial success, or an error that must not be retried)
-	ViewsExported          uint64 // views handed to the agent as metrics
-	ViewsDroppedFull       uint64 // the view ring was full
-	ViewsDroppedNotRunning uint64 // ExportView before Start or after Stop
-	ViewsDroppedInvalid    uint64 // nil View, Measure or Aggregation, unknown aggregation, rows not matching it, or one view over WithMaxBatchBytes
-	ViewsDroppedAtStop     uint64 // still queued when Stop's deadline passed
-	ViewsRejected          uint64 // OTLP: views of a request the agent refused as a whole
-	PointsRejected         uint64 // OTLP: data points the agent refused (partial success)
-	Batches                uint64 // span batches exported
-	Bytes                  uint64 // encoded span batch bytes exported (before compression)
-	SendFailures           uint64 // failed span sends or calls (each batch is retried)
-	SpansResent            uint64 // sent again after a stream broke or a call failed (the agent may have them twice)
-	SpansInDoubt           uint64 // exported, but not confirmed read by the agent when Stop ended (its stream broke, or Stop's deadline cut it)
-	ViewsResent            uint64
-	ViewsInDoubt           uint64
-	Reconnects             uint64 // trace streams opened after the first
-	ConfigUpdates          uint64 // sampler configurations applied from the agent
-	LastError              error  // the trace transport's last error; nil while connected
-	ConfigError            error  // the error that ended the last Config stream ("unimplemented" from an OpenTelemetry Collector)
-}
-
-// Stats returns a snapshot of the exporter's counters.
-func (e *Exporter) Stats() Stats {
-	sp, vw := e.spans.Stats(), e.views.Stats()
-	s := Stats{
-		SpansExported:          sp.Exported,
-		SpansQueued:            sp.Queued,
-		SpansDroppedFull:       sp.DroppedFull,
-		SpansDroppedNotRunning: sp.DroppedNotRunning,
-		SpansDroppedOversize:   e.spans.oversize() + sp.Oversize,
-		SpansDroppedAtStop:     sp.DroppedAtStop,
-		SpansRejected:          sp.Rejected,
-		ViewsExported:          vw.Exported,
-		ViewsDroppedFull:       vw.DroppedFull,
-		ViewsDroppedNotRunning: vw.DroppedNotRunning,
-		ViewsDroppedInvalid:    e.views.invalid() + e.views.oversize() + vw.Oversize,
-		ViewsDroppedAtStop:     vw.DroppedAtStop,
-		ViewsRejected:          vw.Rejected,
-		PointsRejected:         vw.PointsRejected,
-		Batches:                sp.Batches,
-		Bytes:                  sp.Bytes,
-		SendFailures:           sp.SendFailures,
-		SpansResent:            sp.Resent,
-		SpansInDoubt:           sp.InDoubt,
-		ViewsResent:            vw.Resent,
-		ViewsInDoubt:           vw.InDoubt,
-		Reconnects:             sp.Reconnects,
-		LastError:              sp.LastError,
-	}
-	if cs := e.config.Load(); cs != nil {
-		s.ConfigUpdates = cs.Applied()
-		s.ConfigError = cs.LastError()
-	}
-	return s
 }

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/zerocensus/ocagent/fastconv"
 	"github.com/zerocensus/ocagent/internal/otlpagent"
-	"github.com/zerocensus/ocagent/internal/otlpconv"
 	collmetricspb "github.com/zerocensus/ocagent/internal/otlpproto/collector/metrics/v1"
 	colltracepb "github.com/zerocensus/ocagent/internal/otlpproto/collector/trace/v1"
 	tracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
@@ -93,7 +93,9 @@ func TestOTLPSpansArrive(t *testing.T) {
 	spans := rs.ScopeSpans[0].Spans
 	for i, sd := range sds {
 		want := new(tracepb.Span)
-		otlpconv.NewSpanConverter(0, 0).Convert(want, sd())
+		if err := want.UnmarshalVT(fastconv.NewSpanEncoder(fastconv.OTLP, fastconv.SpanOptions{}).Append(nil, sd())); err != nil {
+			t.Fatal(err)
+		}
 		if !sortedSpan(spans[i]).EqualVT(sortedSpan(want)) {
 			t.Errorf("span %d:\n got %v\nwant %v", i, spans[i], want)
 		}

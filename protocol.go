@@ -5,9 +5,8 @@ import (
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/zerocensus/ocagent/internal/pipeline"
-	"github.com/zerocensus/ocagent/internal/transport"
-	"github.com/zerocensus/ocagent/internal/transport/ocstream"
+	"github.com/zerocensus/ocagent/stream"
+	"github.com/zerocensus/ocagent/stream/ocstream"
 )
 
 // protocol is what differs between the OpenCensus and the OTLP output: the
@@ -16,14 +15,27 @@ import (
 // batches, schedulers, pools, Stats, Flush, Stop) is one implementation.
 type protocol interface {
 	// endpoints are where spans and views go.
-	endpoints(e *Exporter) [2]*endpoint
-	spans(e *Exporter) *signal[*trace.SpanData]
-	views(e *Exporter) *signal[*view.Data]
-	spanTransport(e *Exporter, conn *transport.Conn) pipeline.Transport
-	viewTransport(e *Exporter, conn *transport.Conn) pipeline.Transport
+	endpoints(e *build) [2]*endpoint
+	spans(e *build) *signal[*trace.SpanData]
+	views(e *build) *signal[*view.Data]
+	spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport
+	viewTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport
 	// configStream is the trace Config stream, or nil.
-	configStream(e *Exporter, conn *transport.Conn) *ocstream.ConfigStream
+	configStream(e *build, conn *stream.Conn) *ocstream.ConfigStream
 	// encodeRaw encodes a caller-built OpenCensus request for the wire,
 	// into a buffer from e.bufs, and counts the items it carries.
-	encodeRaw(e *Exporter, m proto.Message) (buf *[]byte, items int, err error)
+	encodeRaw(e *build, m proto.Message) (buf *[]byte, items int, err error)
+}
+
+// signal is one signal's pipeline with the counters of its batch.
+type signal[T any] struct {
+	*stream.Pipeline[T]
+	oversize func() uint64 // items alone over the batch byte budget
+	invalid  func() uint64 // items the converter refused
+}
+
+// newSignal builds a pipeline over a ring and its batch, for either protocol
+// and either signal.
+func newSignal[T any](e *build, r *stream.Ring[T], b *stream.Batch[T], cfg stream.Config) *signal[T] {
+	return &signal[T]{Pipeline: stream.New(r, b, e.bufs, cfg), oversize: b.Oversize, invalid: b.Invalid}
 }

@@ -17,17 +17,11 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // OTEL_EXPORTER_OTLP_COMPRESSION=gzip needs it registered
 	"google.golang.org/protobuf/proto"
 
-	"github.com/zerocensus/ocagent/internal/batch"
-	"github.com/zerocensus/ocagent/internal/envelope"
+	"github.com/zerocensus/ocagent/fastconv"
 	"github.com/zerocensus/ocagent/internal/otlpconfig"
-	"github.com/zerocensus/ocagent/internal/otlpconv"
-	metricspb "github.com/zerocensus/ocagent/internal/otlpproto/metrics/v1"
-	tracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
-	"github.com/zerocensus/ocagent/internal/pipeline"
-	"github.com/zerocensus/ocagent/internal/ring"
-	"github.com/zerocensus/ocagent/internal/transport"
-	"github.com/zerocensus/ocagent/internal/transport/ocstream"
-	"github.com/zerocensus/ocagent/internal/transport/otlpgrpc"
+	"github.com/zerocensus/ocagent/stream"
+	"github.com/zerocensus/ocagent/stream/ocstream"
+	"github.com/zerocensus/ocagent/stream/otlpgrpc"
 )
 
 // otlp is the OTLP/gRPC protocol: unary, acknowledged Export calls of
@@ -36,10 +30,10 @@ import (
 // one empty instrumentation scope.
 type otlp struct {
 	eps [2]*endpoint
-	env envelope.OTLP
+	env stream.OTLPEnvelope
 }
 
-func newOTLP(e *Exporter, getenv func(string) string) (*otlp, error) {
+func newOTLP(e *build, getenv func(string) string) (*otlp, error) {
 	p := &otlp{}
 	var envs [2]otlpconfig.Config
 	for i, s := range []otlpconfig.Signal{otlpconfig.Traces, otlpconfig.Metrics} {
@@ -57,15 +51,11 @@ func newOTLP(e *Exporter, getenv func(string) string) (*otlp, error) {
 	if name := envs[0].ServiceName; name != "" && !e.cfg.set["serviceName"] {
 		e.node.ServiceInfo.Name = name
 	}
-	res := otlpconv.WithAttributes(otlpconv.Resource(e.node, e.resource), envs[0].ResourceAttributes)
-	var resBytes []byte
-	if res != nil {
-		var err error
-		if resBytes, err = res.MarshalVT(); err != nil {
-			return nil, fmt.Errorf("ocagent: encoding the OTLP resource: %w", err)
-		}
+	resBytes, err := fastconv.OTLPResource(e.node, e.resource, envs[0].ResourceAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("ocagent: encoding the OTLP resource: %w", err)
 	}
-	p.env = envelope.NewOTLP(resBytes, nil)
+	p.env = stream.NewOTLPEnvelope(resBytes, nil)
 	return p, nil
 }
 
@@ -114,85 +104,57 @@ func otlpEndpoint(cfg config, env otlpconfig.Config) (*endpoint, error) {
 	return ep, nil
 }
 
-func (p *otlp) endpoints(*Exporter) [2]*endpoint { return p.eps }
+func (p *otlp) endpoints(*build) [2]*endpoint { return p.eps }
 
-func (p *otlp) spans(e *Exporter) *signal[*trace.SpanData] {
+func (p *otlp) spans(e *build) *signal[*trace.SpanData] {
 	cfg := e.cfg
-	r := ring.New[*trace.SpanData](cfg.ringCapacity)
-	conv := otlpconv.NewSpanConverter(cfg.spanConfig.GetAnnotationEventsPerSpan(), cfg.spanConfig.GetMessageEventsPerSpan())
-	b := batch.New(r, func(dst *tracepb.Span, sd *trace.SpanData) bool {
-		conv.Convert(dst, sd)
-		return true
-	}, tracepb.SpanFromVTPool, cfg.maxBatch, cfg.maxBytes, cfg.prewarm, e.room(p.env))
+	r := stream.NewRing[*trace.SpanData](cfg.ringCapacity)
+	enc := fastconv.NewSpanEncoder(fastconv.OTLP, cfg.spanOptions())
+	b := stream.NewBatch(r, stream.Encoder[*trace.SpanData](enc), cfg.maxBatch, cfg.maxBytes, cfg.prewarm, e.room(p.env))
 	return newSignal(e, r, b, cfg.spanPipeline(p.env))
 }
 
-func (p *otlp) views(e *Exporter) *signal[*view.Data] {
+func (p *otlp) views(e *build) *signal[*view.Data] {
 	cfg := e.cfg
-	r := ring.New[*view.Data](cfg.viewRingCapacity())
-	conv := otlpconv.NewViewConverter()
-	b := batch.New(r, func(dst *metricspb.Metric, vd *view.Data) bool {
-		return conv.Convert(dst, vd, cfg.metricNamePrefix) == nil
-	}, metricspb.MetricFromVTPool, cfg.viewBatch(), cfg.maxBytes, 0, e.room(p.env))
+	r := stream.NewRing[*view.Data](cfg.viewRingCapacity())
+	enc := fastconv.NewViewEncoder(fastconv.OTLP, cfg.metricNamePrefix)
+	b := stream.NewBatch(r, stream.Encoder[*view.Data](enc), cfg.viewBatch(), cfg.maxBytes, 0, e.room(p.env))
 	return newSignal(e, r, b, cfg.viewPipeline(p.env))
 }
 
-func (p *otlp) spanTransport(e *Exporter, conn *transport.Conn) pipeline.Transport {
+func (p *otlp) spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
 	return otlpgrpc.New(conn, otlpgrpc.Config{Method: otlpgrpc.TraceMethod, MaxInFlight: e.cfg.maxInFlight,
-		Timeout: p.eps[0].timeout}, e.spans.Counters())
+		Timeout: p.eps[0].timeout}, c)
 }
 
-func (p *otlp) viewTransport(e *Exporter, conn *transport.Conn) pipeline.Transport {
+func (p *otlp) viewTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
 	return otlpgrpc.New(conn, otlpgrpc.Config{Method: otlpgrpc.MetricsMethod, MaxInFlight: e.cfg.maxInFlight,
-		Timeout: p.eps[1].timeout, Points: true}, e.views.Counters())
+		Timeout: p.eps[1].timeout, Points: true}, c)
 }
 
 // configStream: OTLP has no Config RPC.
-func (p *otlp) configStream(*Exporter, *transport.Conn) *ocstream.ConfigStream { return nil }
+func (p *otlp) configStream(*build, *stream.Conn) *ocstream.ConfigStream { return nil }
 
 // encodeRaw translates a caller-built OpenCensus request into OTLP, with the
 // exporter's Node and Resource where the request has none (an agent applies
 // a stream's last ones).
-func (p *otlp) encodeRaw(e *Exporter, m proto.Message) (*[]byte, int, error) {
-	var out batch.Message
-	items := 0
+func (p *otlp) encodeRaw(e *build, m proto.Message) (*[]byte, int, error) {
+	var req fastconv.Request
 	switch r := m.(type) {
 	case *agenttracepb.ExportTraceServiceRequest:
-		out = otlpconv.Traces(orDefault(r.Node, e.node), orDefault(r.Resource, e.resource), r.Spans)
-		items = nonNil(r.Spans)
+		req = fastconv.TranslateTraces(r, e.node, e.resource)
 	case *agentmetricspb.ExportMetricsServiceRequest:
-		req, err := otlpconv.Metrics(orDefault(r.Node, e.node), orDefault(r.Resource, e.resource), r.Metrics)
-		if err != nil {
+		var err error
+		if req, err = fastconv.TranslateMetrics(r, e.node, e.resource); err != nil {
 			return nil, 0, err
 		}
-		out, items = req, nonNil(r.Metrics)
 	default:
 		return nil, 0, fmt.Errorf("unexpected request type %T", m)
 	}
-	n := out.SizeVT()
-	buf := e.bufs.Get(n)
-	if _, err := out.MarshalToSizedBufferVT(*buf); err != nil {
+	buf := e.bufs.Get(req.Size())
+	if err := req.Encode(*buf); err != nil {
 		e.bufs.Put(buf)
 		return nil, 0, err
 	}
-	return buf, items, nil
-}
-
-// orDefault is v, or def when v is nil.
-func orDefault[T any](v, def *T) *T {
-	if v == nil {
-		return def
-	}
-	return v
-}
-
-// nonNil counts the elements of s that are not nil.
-func nonNil[T any](s []*T) int {
-	n := 0
-	for _, v := range s {
-		if v != nil {
-			n++
-		}
-	}
-	return n
+	return buf, req.Items(), nil
 }

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/zerocensus/ocagent/internal/fastconv"
+	"github.com/zerocensus/ocagent/fastconv"
 	metricspb "github.com/zerocensus/ocagent/internal/ocproto/metrics/v1"
 	tracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
 )
@@ -27,7 +27,9 @@ func BenchmarkFloor(b *testing.B) {
 		b.Run("shape="+sh.name, func(b *testing.B) {
 			announce(b)
 			dst := new(tracepb.Span)
-			fastconv.NewSpanConverter(0, 0).Convert(dst, spanData(b, sh))
+			if err := dst.UnmarshalVT(fastconv.NewSpanEncoder(fastconv.OpenCensus, fastconv.SpanOptions{}).Append(nil, spanData(b, sh))); err != nil {
+				b.Fatal(err)
+			}
 			encodeLoop(b, dst, 1, "span")
 		})
 	}
@@ -36,7 +38,11 @@ func BenchmarkFloor(b *testing.B) {
 			b.Run(fmt.Sprintf("agg=%s/rows=%d", a.name, rows), func(b *testing.B) {
 				announce(b)
 				dst := new(metricspb.Metric)
-				if err := fastconv.NewViewConverter().Convert(dst, getViewFixture(b, a.name, a.agg, rows).vd, ""); err != nil {
+				enc, err := fastconv.NewViewEncoder(fastconv.OpenCensus, "").Append(nil, getViewFixture(b, a.name, a.agg, rows).vd)
+				if err == nil {
+					err = dst.UnmarshalVT(enc)
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 				encodeLoop(b, dst, rows, "row")

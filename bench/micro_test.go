@@ -9,13 +9,11 @@ import (
 
 	upagenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
 
-	"github.com/zerocensus/ocagent/internal/batch"
-	"github.com/zerocensus/ocagent/internal/fastconv"
+	"github.com/zerocensus/ocagent/fastconv"
 	octracepb "github.com/zerocensus/ocagent/internal/ocproto/trace/v1"
-	"github.com/zerocensus/ocagent/internal/otlpconv"
 	otlptracepb "github.com/zerocensus/ocagent/internal/otlpproto/trace/v1"
-	"github.com/zerocensus/ocagent/internal/pool"
-	"github.com/zerocensus/ocagent/internal/ring"
+	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/stream"
 )
 
 // microBatch is the spans of one batch of the default size.
@@ -27,50 +25,39 @@ const microBatch = 300
 // ratio of ours to upstream's equivalent, measured in the same rounds, is
 // stable (the gate checks it closely):
 //
-//	convert/impl=ours|ours-otlp  one typical span converted into a reused message
-//	encode/impl=ours|ours-otlp   a batch of 300 converted typical spans encoded: batch.Fill
-//	                             with a conversion that leaves the (already converted) message
-//	                             as it is, so that only sizing, marshalling and the ring remain,
-//	                             then batch.Encode (the copy out) and Sent
+//	convert/impl=ours|ours-otlp  one typical span through fastconv's public SpanEncoder:
+//	                             converted into its reused message and marshalled at the end
+//	                             of its scratch buffer (conversion alone is BenchmarkConvertSpan
+//	                             in package fastconv, which make bench runs)
+//	encode/impl=ours|ours-otlp   a batch of 300 converted typical spans encoded: stream's
+//	                             Batch.Fill with an encoder that marshals the (already
+//	                             converted) message as fastconv's does, so that only
+//	                             marshalling, the ring and the body remain, then Take
 //	encode/impl=upstream         upstream's encoding of the same 300 spans (protobuf-go's Marshal of its request)
 func BenchmarkMicro(b *testing.B) {
 	sh := shapes[1] // typical
 	sd := spanData(b, sh)
 	b.Run("convert/shape=typical/impl=ours", func(b *testing.B) {
 		announce(b)
-		c, dst := fastconv.NewSpanConverter(0, 0), new(octracepb.Span)
-		c.Convert(dst, sd)
-		b.ReportAllocs()
-		for b.Loop() {
-			c.Convert(dst, sd)
-		}
+		encodeSpans(b, fastconv.NewSpanEncoder(fastconv.OpenCensus, fastconv.SpanOptions{}), sd)
 	})
 	b.Run("convert/shape=typical/impl=ours-otlp", func(b *testing.B) {
 		announce(b)
-		c, dst := otlpconv.NewSpanConverter(0, 0), new(otlptracepb.Span)
-		c.Convert(dst, sd)
-		b.ReportAllocs()
-		for b.Loop() {
-			c.Convert(dst, sd)
-		}
+		encodeSpans(b, fastconv.NewSpanEncoder(fastconv.OTLP, fastconv.SpanOptions{}), sd)
 	})
 	b.Run("encode/shape=typical/impl=ours", func(b *testing.B) {
 		announce(b)
-		encodeBatch(b, sd, func(m *octracepb.Span) { fastconv.NewSpanConverter(0, 0).Convert(m, sd) })
+		encodeBatch(b, sd, converted[octracepb.Span](b, fastconv.OpenCensus, sd))
 	})
 	b.Run("encode/shape=typical/impl=ours-otlp", func(b *testing.B) {
 		announce(b)
-		encodeBatch(b, sd, func(m *otlptracepb.Span) { otlpconv.NewSpanConverter(0, 0).Convert(m, sd) })
+		encodeBatch(b, sd, converted[otlptracepb.Span](b, fastconv.OTLP, sd))
 	})
 	b.Run("encode/shape=typical/impl=upstream", func(b *testing.B) {
 		announce(b)
 		// The same span as upstream's proto (ours is byte-identical to it).
-		oc := new(octracepb.Span)
-		fastconv.NewSpanConverter(0, 0).Convert(oc, sd)
-		raw, err := oc.MarshalVT()
-		if err != nil {
-			b.Fatal(err)
-		}
+		raw := fastconv.NewSpanEncoder(fastconv.OpenCensus, fastconv.SpanOptions{}).Append(nil, sd)
+		var err error
 		req := &upagenttracepb.ExportTraceServiceRequest{}
 		for range microBatch {
 			s := new(uptracepb.Span)
@@ -90,26 +77,52 @@ func BenchmarkMicro(b *testing.B) {
 	})
 }
 
+// encodeSpans times one span through a public encoder.
+func encodeSpans(b *testing.B, enc *fastconv.SpanEncoder, sd *trace.SpanData) {
+	enc.Encode(sd, 1<<30)
+	b.ReportAllocs()
+	for b.Loop() {
+		enc.Encode(sd, 1<<30)
+	}
+}
+
+// converted is sd converted by fastconv's encoder in protocol p, decoded
+// into this module's generated message M.
+func converted[T any, M interface {
+	*T
+	vtMessage
+	UnmarshalVT([]byte) error
+}](b *testing.B, p fastconv.Protocol, sd *trace.SpanData) M {
+	m := M(new(T))
+	if err := m.UnmarshalVT(fastconv.NewSpanEncoder(p, fastconv.SpanOptions{}).Append(nil, sd)); err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// preEncoded is a stream.Encoder of a message already converted: it only
+// marshals it at the end of its scratch buffer, as fastconv's encoders do.
+type preEncoded struct {
+	m       vtMessage
+	scratch []byte
+}
+
+func (e *preEncoded) Encode(_ *trace.SpanData, _ int) ([]byte, int, error) {
+	n, err := e.m.MarshalToSizedBufferVT(e.scratch)
+	return e.scratch[len(e.scratch)-n:], n, err
+}
+
 // encodeBatch times what a batch does besides converting: each round trip
 // pushes a batch of sd into a ring, and the batch pops and marshals each
 // span and appends it to the body (Fill), then hands the body's buffer over
 // and takes another from the pool (Take; the buffer goes back to the pool
-// at once, as gRPC returns it once written). Its
-// conversion leaves the message as it is: the batch's messages are made
-// already converted by fill (the converters' own cost is convert/...).
-func encodeBatch[T any, M interface {
-	*T
-	batch.Message
-}](b *testing.B, sd *trace.SpanData, fill func(M)) {
-	r := ring.New[*trace.SpanData](microBatch)
-	keep := func(M, *trace.SpanData) bool { return true }
-	converted := func() M {
-		m := M(new(T))
-		fill(m)
-		return m
-	}
+// at once, as gRPC returns it once written). Its encoder marshals m, the
+// span already converted (the converters' own cost is convert/...).
+func encodeBatch(b *testing.B, sd *trace.SpanData, m vtMessage) {
+	r := stream.NewRing[*trace.SpanData](microBatch)
 	bufs := pool.NewBuffers()
-	bt := batch.New(r, keep, converted, microBatch, 1<<30, 0, batch.Room{Bufs: bufs})
+	enc := &preEncoded{m: m, scratch: make([]byte, fastconv.ScratchBytes)}
+	bt := stream.NewBatch(r, stream.Encoder[*trace.SpanData](enc), microBatch, 1<<30, 0, stream.Room{Bufs: bufs})
 	round := func() {
 		for range microBatch {
 			r.Push(sd)

@@ -1,0 +1,67 @@
+package ocagent
+
+// Stats are the exporter's own monotonic counters. Every span given to
+// ExportSpan is, at any time, exactly one of: queued, exported, rejected, or
+// dropped for one of the reasons below (and likewise every view).
+type Stats struct {
+	SpansExported          uint64 // handed to a stream (OpenCensus) or acknowledged by the agent (OTLP)
+	SpansQueued            int    // in the ring, the batch, or held by the transport for a resend (approximate while spans arrive)
+	SpansDroppedFull       uint64 // the ring was full
+	SpansDroppedNotRunning uint64 // ExportSpan before Start or after Stop
+	SpansDroppedOversize   uint64 // one span alone exceeded WithMaxBatchBytes, or gRPC refused a batch for its size (views count as invalid)
+	SpansDroppedAtStop     uint64 // still queued, or never accepted by a stream, when Stop's deadline passed
+	SpansRejected          uint64 // refused by the agent (OTLP: partial success, or an error that must not be retried)
+	ViewsExported          uint64 // views handed to the agent as metrics
+	ViewsDroppedFull       uint64 // the view ring was full
+	ViewsDroppedNotRunning uint64 // ExportView before Start or after Stop
+	ViewsDroppedInvalid    uint64 // nil View, Measure or Aggregation, unknown aggregation, rows not matching it, or one view over WithMaxBatchBytes
+	ViewsDroppedAtStop     uint64 // still queued when Stop's deadline passed
+	ViewsRejected          uint64 // OTLP: views of a request the agent refused as a whole
+	PointsRejected         uint64 // OTLP: data points the agent refused (partial success)
+	Batches                uint64 // span batches exported
+	Bytes                  uint64 // encoded span batch bytes exported (before compression)
+	SendFailures           uint64 // failed span sends or calls (each batch is retried)
+	SpansResent            uint64 // sent again after a stream broke or a call failed (the agent may have them twice)
+	SpansInDoubt           uint64 // exported, but not confirmed read by the agent when Stop ended (its stream broke, or Stop's deadline cut it)
+	ViewsResent            uint64
+	ViewsInDoubt           uint64
+	Reconnects             uint64 // trace streams opened after the first
+	ConfigUpdates          uint64 // sampler configurations applied from the agent
+	LastError              error  // the trace transport's last error; nil while connected
+	ConfigError            error  // the error that ended the last Config stream ("unimplemented" from an OpenTelemetry Collector)
+}
+
+// Stats returns a snapshot of the exporter's counters.
+func (e *Exporter) Stats() Stats {
+	sp, vw := e.spans.Stats(), e.views.Stats()
+	s := Stats{
+		SpansExported:          sp.Exported,
+		SpansQueued:            sp.Queued,
+		SpansDroppedFull:       sp.DroppedFull,
+		SpansDroppedNotRunning: sp.DroppedNotRunning,
+		SpansDroppedOversize:   e.spans.oversize() + sp.Oversize,
+		SpansDroppedAtStop:     sp.DroppedAtStop,
+		SpansRejected:          sp.Rejected,
+		ViewsExported:          vw.Exported,
+		ViewsDroppedFull:       vw.DroppedFull,
+		ViewsDroppedNotRunning: vw.DroppedNotRunning,
+		ViewsDroppedInvalid:    e.views.invalid() + e.views.oversize() + vw.Oversize,
+		ViewsDroppedAtStop:     vw.DroppedAtStop,
+		ViewsRejected:          vw.Rejected,
+		PointsRejected:         vw.PointsRejected,
+		Batches:                sp.Batches,
+		Bytes:                  sp.Bytes,
+		SendFailures:           sp.SendFailures,
+		SpansResent:            sp.Resent,
+		SpansInDoubt:           sp.InDoubt,
+		ViewsResent:            vw.Resent,
+		ViewsInDoubt:           vw.InDoubt,
+		Reconnects:             sp.Reconnects,
+		LastError:              sp.LastError,
+	}
+	if cs := e.config.Load(); cs != nil {
+		s.ConfigUpdates = cs.Applied()
+		s.ConfigError = cs.LastError()
+	}
+	return s
+}

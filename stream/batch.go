@@ -1,0 +1,228 @@
+package stream
+
+// The batch turns queued items into one encoded batch at a time: it pops
+// items from a ring, has its Encoder convert and encode each, and lays the
+// batch out as a run of length-delimited fields, the items field of an
+// Export request (the envelope around it is envelope.go's job).
+
+import (
+	"sync/atomic"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/zerocensus/ocagent/pool"
+)
+
+// ItemsField is the field that holds the items in both protocols' requests:
+// OpenCensus ExportTraceServiceRequest.spans and
+// ExportMetricsServiceRequest.metrics, and OTLP ScopeSpans.spans and
+// ScopeMetrics.metrics, are all field 2.
+const ItemsField protowire.Number = 2
+
+// Encoder converts and encodes one item (package fastconv's encoders
+// implement it for spans and views, in either protocol).
+type Encoder[T any] interface {
+	// Encode converts v and returns its encoding and its size. When the
+	// encoding would exceed max bytes it returns a nil enc and the size it
+	// would have, without encoding; err reports an item that cannot be
+	// converted. Ownership: enc belongs to the encoder and is valid until its
+	// next call.
+	Encode(v T, max int) (enc []byte, size int, err error)
+}
+
+// EncoderFunc adapts a function to an Encoder.
+type EncoderFunc[T any] func(v T, max int) (enc []byte, size int, err error)
+
+// Encode calls f.
+func (f EncoderFunc[T]) Encode(v T, max int) ([]byte, int, error) { return f(v, max) }
+
+// Batch batches items of type T from a ring, converting and encoding each
+// with its Encoder as soon as it is popped. Only the writer goroutine calls
+// its methods (the ring takes pushes from anyone); the counters are safe to
+// read from any goroutine.
+//
+// Encoding each item as soon as it is popped keeps one message tree alive
+// (the encoder's) instead of one per item: the garbage collector has a few
+// objects to scan instead of hundreds of spans' worth of pointers, and the
+// message is still in cache when it is encoded.
+//
+// Ownership: an item belongs to the ring from the producer's Push until Fill
+// pops it; Fill encodes it at once and keeps no reference. The encoder
+// belongs to the Batch for its whole life (nobody else may call it: a
+// carried item's encoding stays in the encoder's buffer until Take). The body is
+// encoded into a buffer from Room.Bufs, with Room.Head bytes kept free
+// before it and Room.Tail after it for the request's envelope; the Batch
+// owns that buffer until Take hands it over (the caller then owns it and
+// the Batch takes another), so a full batch reaches the transport without
+// being copied. A batch much smaller than its buffer is copied into a
+// buffer of its own size instead, so that what the transport holds (the
+// calls in flight, the OpenCensus replay) is never mostly empty space.
+//
+// The life of a batch: Fill (repeatable: it tops the batch up), then Take.
+// An item that Fill converted but that did not fit in the byte budget is
+// carried (its encoding is kept where it was written): Take makes it the
+// first item of the next batch.
+// Carried items are counted by Held, so that nothing between the ring and the
+// transport is invisible.
+type Batch[T any] struct {
+	ring     *Ring[T]
+	enc      Encoder[T]
+	maxItems int
+	maxBytes int
+
+	room    Room    // where the buffers come from, what is kept free around the body
+	buf     *[]byte // the pool buffer that holds body
+	body    []byte  // room.Head free bytes, then the batch's items fields, in order
+	n       int     // items in body
+	carry   bool
+	carried []byte       // the carried item's encoding (the encoder's), when carry is set
+	held    atomic.Int64 // n, plus one while an item is carried: read by Stats
+
+	oversize atomic.Uint64
+	invalid  atomic.Uint64
+}
+
+// Room is what a batch keeps around its body for the request's envelope
+// (Envelope's Room): Head free bytes before the body and Tail bytes
+// of capacity after it, in buffers from Bufs.
+type Room struct {
+	Bufs       *pool.Buffers
+	Head, Tail int
+}
+
+// NewBatch returns a batch of at most maxItems items and maxBytes encoded body
+// bytes. convert fills a message from an item and reports false to drop the
+// item as invalid. The first body buffer has room for prewarm items of
+// 1 KiB (capped at maxBytes); a buffer grows on demand, and each batch
+// starts in a buffer the size of the one before it.
+func NewBatch[T any](r *Ring[T], enc Encoder[T], maxItems, maxBytes, prewarm int, room Room) *Batch[T] {
+	b := &Batch[T]{ring: r, enc: enc, maxItems: maxItems, maxBytes: maxBytes, room: room}
+	b.newBuffer(room.Head + room.Tail + min(prewarm, maxBytes>>10+1)<<10)
+	return b
+}
+
+// newBuffer starts the body in a pool buffer of at least n bytes.
+func (b *Batch[T]) newBuffer(n int) {
+	b.buf = b.room.Bufs.Get(n)
+	b.body = (*b.buf)[:b.room.Head]
+}
+
+// size is the encoded size of the body.
+func (b *Batch[T]) size() int { return len(b.body) - b.room.Head }
+
+// FieldSize is the encoded size of an items field holding n bytes.
+func FieldSize(n int) int { return protowire.SizeTag(ItemsField) + protowire.SizeVarint(uint64(n)) + n }
+
+// Fill converts queued items into the batch until it holds maxItems items,
+// the next item would not fit in maxBytes (it is then carried), or the ring
+// is empty. It returns the items in the batch and the size of its encoded
+// body. Items that fail to convert, or that alone exceed maxBytes, are
+// dropped and counted.
+func (b *Batch[T]) Fill() (items, size int) {
+	for !b.carry && b.n < b.maxItems {
+		v, ok := b.ring.Pop()
+		if !ok {
+			break
+		}
+		enc, size, err := b.enc.Encode(v, b.maxBytes)
+		if err != nil {
+			b.invalid.Add(1)
+			continue
+		}
+		f := FieldSize(size)
+		if enc == nil || f > b.maxBytes {
+			b.oversize.Add(1)
+			continue
+		}
+		if b.size()+f > b.maxBytes {
+			b.carried, b.carry = enc, true
+			break
+		}
+		b.append(enc)
+	}
+	b.publish()
+	return b.n, b.size()
+}
+
+// append adds enc as the next items field of the body, exactly as a
+// deterministic marshal of the request would.
+func (b *Batch[T]) append(enc []byte) {
+	if need := len(b.body) + FieldSize(len(enc)) + b.room.Tail; need > cap(b.body) {
+		old := b.buf
+		b.buf = b.room.Bufs.Get(max(need, 2*cap(b.body)))
+		b.body = append((*b.buf)[:0], b.body...)
+		b.room.Bufs.Put(old)
+	}
+	b.body = protowire.AppendTag(b.body, ItemsField, protowire.BytesType)
+	b.body = protowire.AppendBytes(b.body, enc)
+	b.n++
+}
+
+// Take hands over the current batch (what Fill returned): a pool buffer
+// that the caller now owns, holding Room.Head free bytes from offset 0 to
+// at, then the body, with Room.Tail bytes of capacity after it. A carried
+// item becomes the first of the next batch.
+func (b *Batch[T]) Take() (buf *[]byte, at, items int) {
+	at, items = b.room.Head, b.n
+	if len(b.body)+b.room.Tail > cap(b.body)/2 {
+		buf = b.buf
+		*buf = b.body
+		b.newBuffer(cap(b.body))
+	} else {
+		// Mostly empty: hand over a copy in a buffer of its size (a
+		// partial batch, a batch delay's worth of a quiet exporter).
+		buf = b.room.Bufs.Get(len(b.body) + b.room.Tail)
+		*buf = (*buf)[:copy(*buf, b.body)]
+		b.body = b.body[:b.room.Head]
+	}
+	b.n = 0
+	if b.carry {
+		// The carried bytes are still in the encoder's buffer: Fill stops
+		// while an item is carried, so nothing has called it since.
+		b.carry = false
+		b.append(b.carried)
+		b.carried = nil
+	}
+	b.publish()
+	return buf, at, items
+}
+
+// Full reports whether the batch can take no more items: it holds maxItems,
+// or an item is carried.
+func (b *Batch[T]) Full() bool { return b.carry || b.n >= b.maxItems }
+
+func (b *Batch[T]) publish() {
+	h := b.n
+	if b.carry {
+		h++
+	}
+	b.held.Store(int64(h))
+}
+
+// Held is the number of items taken from the ring and not yet handed over by Take: the
+// current batch and a carried item. Safe from any goroutine.
+func (b *Batch[T]) Held() int { return int(b.held.Load()) }
+
+// Queued is the number of items waiting in the ring (approximate while
+// producers push). Safe from any goroutine.
+func (b *Batch[T]) Queued() int { return b.ring.Len() }
+
+// Discard drops the ring's items and the batch and reports how many items
+// were lost (on Stop).
+func (b *Batch[T]) Discard() int {
+	lost := b.Held()
+	b.body, b.n, b.carry, b.carried = b.body[:b.room.Head], 0, false, nil
+	b.publish()
+	for {
+		if _, ok := b.ring.Pop(); !ok {
+			return lost
+		}
+		lost++
+	}
+}
+
+// Oversize counts items dropped because one alone exceeded maxBytes.
+func (b *Batch[T]) Oversize() uint64 { return b.oversize.Load() }
+
+// Invalid counts items convert refused.
+func (b *Batch[T]) Invalid() uint64 { return b.invalid.Load() }

@@ -1,0 +1,434 @@
+// Package ocstream is the OpenCensus transport: one bidirectional Export
+// stream per signal, whose first message carries the Node, with no
+// acknowledgements; and the trace Config stream.
+//
+// Delivery: gRPC's SendMsg returns once a message is queued, and the agent
+// never answers, so a batch handed to a stream whose agent then dies may
+// never have been read. Each stream therefore keeps its most recently sent
+// batches (the replay, up to a byte budget) and sends them again, after the
+// Node, on the next stream: at-least-once, with the duplicates counted. The
+// agent can hold at most its flow-control window unread (64 KiB at first, up
+// to 16 MiB once gRPC's BDP estimation has grown it), so a budget at least
+// that large loses nothing across an agent restart.
+package ocstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+
+	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/stream"
+)
+
+var exportDesc = &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}
+
+var _ stream.Transport = (*Stream)(nil)
+
+// Config describes one Export stream.
+type Config struct {
+	Method string // full gRPC method, e.g. /opencensus.proto.agent.trace.v1.TraceService/Export
+	Header []byte // the first message of every stream (Node and Resource), encoded
+	// ReplayBytes is how many bytes of recently sent batches are kept to be
+	// resent after a break (0: none, at-most-once for batches sent), and
+	// also how many bytes of batches are encoded and kept while the agent is
+	// unreachable, so that the ring is free for new spans.
+	ReplayBytes int
+}
+
+// Stream is the OpenCensus transport of one signal. Only the pipeline's
+// scheduler goroutine calls its methods, except Pending and Events.
+//
+// Ownership: every frame in frames holds one reference to its buffer, the
+// Stream's; gRPC takes references of its own for each send. A frame's
+// reference is freed when it leaves the replay (evicted, confirmed by the
+// agent reading the stream to its end, or counted at Abort).
+type Stream struct {
+	conn     *stream.Conn
+	cfg      Config
+	c        *stream.Counters
+	events   chan struct{}
+	kick     atomic.Bool // the channel became READY: try now, whatever the backoff
+	header   mem.Buffer
+	callOpts []grpc.CallOption
+
+	// Owned by the scheduler goroutine.
+	stream      grpc.ClientStream
+	cancel      context.CancelFunc
+	recv        *receiver
+	opened      bool
+	bo          stream.Backoff
+	nextAttempt time.Time
+	retry       *time.Timer
+	frame       stream.Frame
+	frames      []frame // oldest first: sent ones (the replay), then the ones never sent
+	sentBytes   int     // bytes of the sent frames retained
+	unsentBytes int     // bytes of the frames never sent
+	resend      bool    // the stream broke: every frame goes out again on the next one
+	closed      bool    // Close was called: no stream is opened again
+	pending     atomic.Int64
+}
+
+type frame struct {
+	buf   mem.Buffer
+	items int
+	sent  bool // a stream accepted it once (sending it again may duplicate it)
+}
+
+// New returns the stream transport of one signal over conn. It opens nothing
+// until the scheduler asks (Ready).
+func New(conn *stream.Conn, cfg Config, bufs *pool.Buffers, c *stream.Counters) *Stream {
+	s := &Stream{conn: conn, cfg: cfg, c: c, events: make(chan struct{}, 1),
+		callOpts: conn.CallOptions(grpc.ForceCodecV2(stream.Codec{}))}
+	hb := bufs.Get(len(cfg.Header))
+	copy(*hb, cfg.Header)
+	s.header = mem.NewBuffer(hb, bufs)
+	s.retry = time.AfterFunc(time.Hour, s.signal)
+	s.retry.Stop()
+	conn.OnReady(func() { s.kick.Store(true); s.signal() })
+	return s
+}
+
+func (s *Stream) signal() {
+	select {
+	case s.events <- struct{}{}:
+	default:
+	}
+}
+
+// Events implements stream.Transport.
+func (s *Stream) Events() <-chan struct{} { return s.events }
+
+// Pending implements stream.Transport: items in frames no stream accepted.
+func (s *Stream) Pending() int { return int(s.pending.Load()) }
+
+// Settled implements stream.Transport: the protocol has no answers to wait for.
+func (s *Stream) Settled() bool { return true }
+
+var (
+	errDown   = errors.New("not connected")
+	errClosed = errors.New("closed")
+)
+
+// Ready implements stream.Transport. While the agent is unreachable it
+// still takes batches, up to ReplayBytes of them: they wait encoded (a few
+// hundred bytes a span, where the ring keeps each span's whole SpanData
+// alive) and go out first when a stream opens, and the ring stays free for
+// the spans that keep coming during a short outage.
+func (s *Stream) Ready() error {
+	if s.stream != nil {
+		return nil
+	}
+	if s.closed {
+		return errClosed
+	}
+	err := errDown
+	if s.kick.Swap(false) || s.nextAttempt.IsZero() || !time.Now().Before(s.nextAttempt) {
+		if err = s.connect(); err == nil {
+			return nil
+		}
+	} else if last := s.c.Snapshot().LastError; last != nil {
+		err = last
+	}
+	if s.unsentBytes < s.cfg.ReplayBytes {
+		return nil
+	}
+	return err
+}
+
+// Service implements stream.Transport: it sees the end of the stream and
+// makes the attempt that is due (even with nothing queued, so that the Node
+// is sent as soon as the agent is back).
+func (s *Stream) Service() {
+	if s.recv != nil {
+		select {
+		case <-s.recv.done:
+			s.broken(s.recv.err)
+		default:
+		}
+	}
+	if s.stream == nil && !s.closed {
+		_ = s.Ready()
+	}
+}
+
+// connect opens the stream, sends the Node, then every frame kept from the
+// last stream, oldest first.
+func (s *Stream) connect() error {
+	st, cancel, err := s.conn.Open(s.cfg.Method, exportDesc, s.callOpts)
+	if err != nil {
+		s.broken(err)
+		return err
+	}
+	s.stream, s.cancel = st, cancel
+	s.recv = receive(st, s.signal)
+	if err, _ := s.sendMsg(s.header); err != nil {
+		return err
+	}
+	if s.resend || s.hasUnsent() {
+		for i := range s.frames {
+			f := &s.frames[i]
+			if err, _ := s.sendMsg(f.buf); err != nil {
+				return err // kept: the next stream tries again
+			}
+			if f.sent {
+				s.c.Resent(f.items)
+			} else {
+				f.sent = true
+				s.c.Exported(f.items, f.buf.Len())
+				s.sentBytes += f.buf.Len()
+				s.unsentBytes -= f.buf.Len()
+			}
+		}
+		s.resend = false
+		s.updatePending()
+		s.evict()
+	}
+	if s.opened {
+		s.c.Reconnected()
+	}
+	s.opened = true
+	s.kick.Store(false)
+	s.bo.Reset()
+	s.nextAttempt = time.Time{}
+	s.c.SetErr(nil)
+	return nil
+}
+
+func (s *Stream) hasUnsent() bool {
+	return len(s.frames) > 0 && !s.frames[len(s.frames)-1].sent
+}
+
+// Send implements stream.Transport.
+func (s *Stream) Send(buf mem.Buffer, items int) {
+	if s.stream == nil { // the agent is unreachable: kept for the next stream
+		s.keep(buf, items, false)
+		return
+	}
+	n := buf.Len()
+	err, local := s.sendMsg(buf)
+	switch {
+	case err == nil:
+		s.c.Exported(items, n)
+		s.keep(buf, items, true)
+	case local && tooLarge(err):
+		// gRPC refused it before it left (a MaxCallSendMsgSize below our
+		// batch budget): sending it again would fail the same way forever.
+		buf.Free()
+		s.c.Oversize(items)
+	default:
+		s.c.SendFailed()
+		s.keep(buf, items, false) // first out on the next stream
+	}
+}
+
+// SendRaw implements stream.Transport. A caller-built request is sent now
+// or refused: it is never queued behind a reconnection, since the caller
+// has been told it failed.
+func (s *Stream) SendRaw(buf mem.Buffer, items int) error {
+	if err := s.Ready(); err != nil || s.stream == nil {
+		if err == nil {
+			err = s.c.Snapshot().LastError
+		}
+		buf.Free()
+		return fmt.Errorf("no active connection, last connection error: %w", err)
+	}
+	if err, _ := s.sendMsg(buf); err != nil {
+		buf.Free()
+		return err
+	}
+	s.keep(buf, items, true)
+	return nil
+}
+
+// keep retains a frame: a sent one in the replay (if it fits the budget), an
+// unsent one until the next stream.
+func (s *Stream) keep(buf mem.Buffer, items int, sent bool) {
+	if sent && (s.cfg.ReplayBytes <= 0 || buf.Len() > s.cfg.ReplayBytes) {
+		buf.Free()
+		return
+	}
+	s.frames = append(s.frames, frame{buf: buf, items: items, sent: sent})
+	if sent {
+		s.sentBytes += buf.Len()
+		s.evict()
+	} else {
+		s.unsentBytes += buf.Len()
+		s.updatePending()
+	}
+}
+
+// evict drops the oldest sent frames beyond the replay budget. Only frames a
+// stream accepted are evicted, and only after the newest was accepted: a
+// failed send never shrinks what is kept.
+func (s *Stream) evict() {
+	drop := 0
+	for drop < len(s.frames) && s.frames[drop].sent && s.sentBytes > s.cfg.ReplayBytes {
+		s.sentBytes -= s.frames[drop].buf.Len()
+		s.frames[drop].buf.Free()
+		s.frames[drop] = frame{}
+		drop++
+	}
+	if drop > 0 {
+		s.frames = append(s.frames[:0], s.frames[drop:]...)
+	}
+}
+
+func (s *Stream) updatePending() {
+	n := 0
+	for _, f := range s.frames {
+		if !f.sent {
+			n += f.items
+		}
+	}
+	s.pending.Store(int64(n))
+}
+
+// sendMsg hands one reference of buf to gRPC (the codec takes it). On
+// failure the stream is marked broken; local reports an error of the client's
+// own making (SendMsg fails with something other than io.EOF only for those:
+// the agent's verdicts arrive as io.EOF and the stream's status).
+func (s *Stream) sendMsg(buf mem.Buffer) (err error, local bool) {
+	s.frame.Buf = buf
+	err = s.stream.SendMsg(&s.frame)
+	s.frame.Buf = nil
+	if err != nil {
+		local = err != io.EOF
+		if err == io.EOF {
+			// The stream ended; its status says why.
+			<-s.recv.done
+			if s.recv.err != nil && s.recv.err != io.EOF {
+				err = s.recv.err
+			}
+		}
+		s.broken(err)
+	}
+	return err, local
+}
+
+// tooLarge reports gRPC's refusal of a message over the call's send limit.
+func tooLarge(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted
+}
+
+// broken forgets the stream and schedules the next attempt. What was sent on
+// it may not have been read: the frames go out again on the next stream.
+func (s *Stream) broken(err error) {
+	if s.stream != nil && len(s.frames) > 0 {
+		s.resend = true
+	}
+	s.closeStream()
+	s.c.SetErr(err)
+	d := s.bo.Next(s.conn.MaxBackoff)
+	s.nextAttempt = time.Now().Add(d)
+	s.retry.Reset(d)
+}
+
+// Close implements stream.Transport: it half-closes the stream and waits
+// for the agent to end it. Only an end that answers our half-close, on a
+// stream that had not ended before it, confirms that the agent read
+// everything: then the replay is released. An agent that ended the stream
+// early (it returned before reading to the end) confirms nothing, and what
+// was sent stays in doubt.
+func (s *Stream) Close(ctx context.Context) {
+	s.closed = true
+	s.retry.Stop()
+	if s.stream == nil {
+		return
+	}
+	endedBefore := false
+	select {
+	case <-s.recv.done:
+		endedBefore = true
+	default:
+	}
+	if err := s.stream.CloseSend(); err == nil && !endedBefore {
+		select {
+		case <-s.recv.done:
+			if s.recv.err == io.EOF && !s.hasUnsent() {
+				s.release()
+			}
+		case <-ctx.Done():
+		case <-s.conn.Ctx.Done():
+		}
+	}
+	s.closeStream()
+}
+
+// release frees the replay after the agent confirmed reading everything.
+func (s *Stream) release() {
+	for i := range s.frames {
+		s.frames[i].buf.Free()
+		s.frames[i] = frame{}
+	}
+	s.frames = s.frames[:0]
+	s.sentBytes, s.unsentBytes = 0, 0
+	s.resend = false
+	s.updatePending()
+}
+
+// Abort implements stream.Transport.
+func (s *Stream) Abort() {
+	s.closeStream()
+	s.retry.Stop()
+	for i, f := range s.frames {
+		if f.sent {
+			s.c.InDoubt(f.items)
+		} else {
+			s.c.DroppedAtStop(f.items)
+		}
+		f.buf.Free()
+		s.frames[i] = frame{}
+	}
+	s.frames = s.frames[:0]
+	s.sentBytes, s.unsentBytes = 0, 0
+	s.pending.Store(0)
+	if s.header != nil {
+		s.header.Free()
+		s.header = nil
+	}
+}
+
+func (s *Stream) closeStream() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.stream, s.cancel, s.recv = nil, nil, nil
+}
+
+// receiver is the goroutine that reads an Export stream. The agent sends
+// nothing on it in practice, but reading is how the end of the stream is seen
+// at once, so that the transport reconnects (and sends the Node) before the
+// next batch instead of losing that batch to a dead stream.
+type receiver struct {
+	done chan struct{}
+	err  error // the stream's final status; read after done is closed
+}
+
+func receive(st grpc.ClientStream, ended func()) *receiver {
+	r := &receiver{done: make(chan struct{})}
+	go func() {
+		var m ignored
+		for {
+			if err := st.RecvMsg(&m); err != nil {
+				r.err = err
+				close(r.done)
+				ended()
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// ignored receives the agent's replies, which the codec drops.
+type ignored struct{}
