@@ -109,6 +109,9 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 		return nil, err
 	}
 	e.eps = e.proto.endpoints(e)
+	if err := validateEndpoints(e.eps, e.cfg); err != nil {
+		return nil, err
+	}
 	e.spans = e.proto.spans(e)
 	e.views = e.proto.views(e)
 	return e, nil
