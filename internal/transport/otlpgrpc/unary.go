@@ -180,7 +180,8 @@ func (u *Unary) Close(ctx context.Context) {
 }
 
 // Abort implements pipeline.Transport: the connection's context has ended,
-// so every worker finishes its call (counting it in doubt) and exits.
+// so every worker finishes its call (counting it in doubt, or dropped at
+// stop if no attempt of it reached the agent unanswered) and exits.
 func (u *Unary) Abort() { u.wg.Wait() }
 
 func (k *call) run() {
