@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -352,6 +353,23 @@ func TestAccountingModelOTLP(t *testing.T) {
 			m.wait(t, func(st Stats) bool { return st.SpansExported == 10 })
 			m.stop(t)
 		}, expect(10, 0, 0, 0)},
+	)
+	cases = append(cases,
+		// Over the call's send limit (the user's dial option): gRPC refuses
+		// it before it is written; dropped as oversize, never retried.
+		modelCase{"send-limit-below-batch", func(t *testing.T, m *model) {
+			m.exporter(t, WithGRPCDialOption(grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(4096))))
+			for i := range modelSpans {
+				m.e.ExportSpan(sizedSpan(i, 500))
+			}
+			m.given += modelSpans
+			m.stop(t)
+		}, func(st Stats, ids int64) error {
+			if st.SpansDroppedOversize != modelSpans || st.SendFailures != 0 {
+				return fmt.Errorf("oversize %d, failures %d", st.SpansDroppedOversize, st.SendFailures)
+			}
+			return expect(0, 0, 0, 0)(st, ids)
+		}},
 	)
 	runModel(t, ProtocolOTLP, start, cases)
 }

@@ -254,7 +254,7 @@ func (k *call) do() {
 		}
 		delay, retry := retryable(err)
 		if !retry {
-			k.refused(err, written)
+			k.refused(err, written || att.answered.Load())
 			return
 		}
 		u.c.SendFailed()
@@ -307,12 +307,13 @@ func (k *call) acknowledged() {
 // refused counts a request the agent (or gRPC itself, for a request over
 // the call's send limit) will never take: sending it again would fail the
 // same way. gRPC's own refusal of its size comes before the request is
-// written: it is dropped as oversize, as on an OpenCensus stream.
-func (k *call) refused(err error, written bool) {
+// written or answered (seen false): it is dropped as oversize, as on an
+// OpenCensus stream.
+func (k *call) refused(err error, seen bool) {
 	k.u.c.SetErr(err)
 	switch {
 	case k.raw:
-	case !written && status.Code(err) == codes.ResourceExhausted:
+	case !seen && status.Code(err) == codes.ResourceExhausted:
 		k.u.c.Oversize(k.items)
 	default:
 		k.u.c.Rejected(k.items)
