@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/zerocensus/ocagent/stream"
+	"github.com/zerocensus/ocagent/stream/otlpgrpc"
 )
 
 // endpoint is where one signal goes and how: its own connection unless the
@@ -34,6 +35,10 @@ func (ep *endpoint) dial(ctx context.Context, cfg config) (*stream.Conn, error) 
 	var dialOpts []grpc.DialOption
 	if ep.creds != nil {
 		dialOpts = append(dialOpts, grpc.WithTransportCredentials(ep.creds))
+	}
+	if cfg.protocol == ProtocolOTLP {
+		// OTLP calls learn from it whether their request was written.
+		dialOpts = append(dialOpts, otlpgrpc.DialOption())
 	}
 	dialOpts = append(dialOpts, cfg.dialOptions...)
 	if len(ep.headers) > 0 {

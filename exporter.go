@@ -95,6 +95,9 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 		return nil, err
 	}
 	e.eps = e.proto.endpoints(&e.build)
+	if err := validateEndpoints(e.eps, e.cfg); err != nil {
+		return nil, err
+	}
 	e.spans = e.proto.spans(&e.build)
 	e.views = e.proto.views(&e.build)
 	return e, nil

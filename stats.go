@@ -9,7 +9,7 @@ type Stats struct {
 	SpansDroppedFull       uint64 // the ring was full
 	SpansDroppedNotRunning uint64 // ExportSpan before Start or after Stop
 	SpansDroppedOversize   uint64 // one span alone exceeded WithMaxBatchBytes, or gRPC refused a batch for its size (views count as invalid)
-	SpansDroppedAtStop     uint64 // still queued, or never accepted by a stream, when Stop's deadline passed
+	SpansDroppedAtStop     uint64 // still queued, or never accepted by a stream (OTLP: never written, or refused at each attempt), when Stop's deadline passed
 	SpansRejected          uint64 // refused by the agent (OTLP: partial success, or an error that must not be retried)
 	ViewsExported          uint64 // views handed to the agent as metrics
 	ViewsDroppedFull       uint64 // the view ring was full
@@ -21,8 +21,8 @@ type Stats struct {
 	Batches                uint64 // span batches exported
 	Bytes                  uint64 // encoded span batch bytes exported (before compression)
 	SendFailures           uint64 // failed span sends or calls (each batch is retried)
-	SpansResent            uint64 // sent again after a stream broke or a call failed (the agent may have them twice)
-	SpansInDoubt           uint64 // exported, but not confirmed read by the agent when Stop ended (its stream broke, or Stop's deadline cut it)
+	SpansResent            uint64 // sent again after a stream broke or a call whose request was written failed (the agent may have them twice)
+	SpansInDoubt           uint64 // exported, but not confirmed read by the agent when Stop ended (its stream broke, or Stop's deadline cut it; OTLP: written, never answered)
 	ViewsResent            uint64
 	ViewsInDoubt           uint64
 	Reconnects             uint64 // trace streams opened after the first

@@ -62,6 +62,7 @@ type config struct {
 	endAfterFirst       bool
 	spanIDs             bool
 	readDelay           time.Duration
+	exportErr           error
 }
 
 // WithTLS serves TLS with cert (see SelfSignedCert) instead of plaintext.
@@ -101,6 +102,12 @@ func WithNoRead() Option {
 // proxy that returns early, whose end of stream looks like a clean one.
 func WithEndAfterFirst() Option {
 	return func(c *config) { c.endAfterFirst = true }
+}
+
+// WithExportError makes every Export stream read its first message (the
+// Node) and then end with err: an agent that refuses the stream.
+func WithExportError(err error) Option {
+	return func(c *config) { c.exportErr = err }
 }
 
 // WithReadDelay makes every Export stream sleep d before each Recv: a
@@ -334,6 +341,9 @@ func serveExport[Req proto.Message, Item any](a *Agent, l *exportLog[Req, Item],
 		}
 		if a.cfg.endAfterFirst {
 			return nil
+		}
+		if a.cfg.exportErr != nil {
+			return a.cfg.exportErr
 		}
 		size := int64(proto.Size(req))
 		its := items(req)

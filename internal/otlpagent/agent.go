@@ -48,6 +48,12 @@ func WithDiscard() Option { return func(a *Agent) { a.discard = true } }
 // WithAnswer scripts the answers (default: accept everything).
 func WithAnswer(f Answer) Option { return func(a *Agent) { a.answer = f } }
 
+// WithHold makes each call for which hold returns true (n: the call's
+// number on its method, from 1) be taken and never answered: its spans are
+// counted as received (the worst case: the agent may have processed them),
+// and the call ends only when the client gives up or the agent is stopped.
+func WithHold(hold func(method string, n int) bool) Option { return func(a *Agent) { a.hold = hold } }
+
 // Request is one call as received.
 type Request struct {
 	Method  string
@@ -61,6 +67,7 @@ type Agent struct {
 	delay   time.Duration
 	discard bool
 	answer  Answer
+	hold    func(method string, n int) bool
 
 	srvMu sync.Mutex
 	srv   *grpc.Server
@@ -150,6 +157,11 @@ func (a *Agent) handle(_ any, st grpc.ServerStream) error {
 	n := a.calls[method]
 	a.mu.Unlock()
 	defer func() { a.mu.Lock(); a.active--; a.mu.Unlock() }()
+	if a.hold != nil && a.hold(method, n) {
+		a.record(method, st, body)
+		<-st.Context().Done()
+		return st.Context().Err()
+	}
 	if a.delay > 0 {
 		select {
 		case <-time.After(a.delay):

@@ -60,6 +60,12 @@ type Unary struct {
 
 	inFlight atomic.Int64 // calls handed to workers and not done
 	pending  atomic.Int64 // their items
+	// unsent counts the calls in flight that wait to retry after an attempt
+	// that could not be written (the agent unreachable): Flush and Close do
+	// not wait for them, as they do not wait for an unreachable OpenCensus
+	// agent.
+	unsent    atomic.Int64
+	connected bool // the first attempt to connect was made (scheduler goroutine)
 }
 
 type call struct {
@@ -77,6 +83,11 @@ type call struct {
 	frame  stream.Frame
 	reply  reply
 	bo     stream.Backoff
+
+	att *attemptState // carried by ctx, marked by StatsHandler
+	// Over the call's attempts: one was written (a later one may duplicate
+	// it); one was written and got no answer (the agent may have it).
+	written, doubt bool
 }
 
 // New starts the workers of one signal over conn.
@@ -106,6 +117,10 @@ func (u *Unary) signal() {
 
 // Ready implements stream.Transport: busy while every call is in flight.
 func (u *Unary) Ready() error {
+	if !u.connected {
+		u.connected = true
+		u.connect()
+	}
 	if len(u.free) == 0 {
 		return stream.ErrBusy
 	}
@@ -146,8 +161,9 @@ func (u *Unary) Service() {}
 // Pending implements stream.Transport.
 func (u *Unary) Pending() int { return int(u.pending.Load()) }
 
-// Settled implements stream.Transport.
-func (u *Unary) Settled() bool { return u.inFlight.Load() == 0 }
+// Settled implements stream.Transport: no call in flight, or only calls
+// waiting to retry an agent their requests never reached.
+func (u *Unary) Settled() bool { return u.inFlight.Load() == u.unsent.Load() }
 
 // Close implements stream.Transport: it waits for the calls in flight.
 func (u *Unary) Close(ctx context.Context) {
@@ -163,7 +179,8 @@ func (u *Unary) Close(ctx context.Context) {
 }
 
 // Abort implements stream.Transport: the connection's context has ended,
-// so every worker finishes its call (counting it in doubt) and exits.
+// so every worker finishes its call (counting it in doubt, or dropped at
+// stop if no attempt of it reached the agent unanswered) and exits.
 func (u *Unary) Abort() { u.wg.Wait() }
 
 func (k *call) run() {
@@ -196,16 +213,21 @@ func (k *call) run() {
 func (k *call) do() {
 	u := k.u
 	k.bo.Reset()
+	k.written, k.doubt = false, false
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !k.raw {
+		if attempt > 0 && !k.raw && k.written {
+			// Only a request that left the client can arrive twice.
 			u.c.Resent(k.items)
 		}
 		if k.ctx == nil {
-			k.ctx, k.cancel = context.WithCancel(u.conn.Ctx)
+			k.att = new(attemptState)
+			k.ctx, k.cancel = context.WithCancel(withAttempt(u.conn.Ctx, k.att))
 			k.timer = time.AfterFunc(u.cfg.Timeout, k.cancel)
 		} else {
 			k.timer.Reset(u.cfg.Timeout)
 		}
+		att := k.att
+		att.reset()
 		k.frame.Buf = k.buf
 		k.reply.reset()
 		err := u.conn.Invoke(k.ctx, u.cfg.Method, &k.frame, &k.reply, u.callOpts)
@@ -222,13 +244,16 @@ func (k *call) do() {
 			k.acknowledged()
 			return
 		}
+		written, unanswered := att.outcome()
+		k.written = k.written || written
+		k.doubt = k.doubt || unanswered
 		if u.conn.Ctx.Err() != nil {
 			k.atStop()
 			return
 		}
 		delay, retry := retryable(err)
 		if !retry {
-			k.refused(err)
+			k.refused(err, written || att.answered.Load())
 			return
 		}
 		u.c.SendFailed()
@@ -236,13 +261,23 @@ func (k *call) do() {
 		if delay <= 0 {
 			delay = k.bo.Next(u.conn.MaxBackoff)
 		}
+		if !written {
+			u.unsent.Add(1)
+			u.signal() // Flush and Close need not wait for it
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-u.conn.Ctx.Done():
 			t.Stop()
+			if !written {
+				u.unsent.Add(-1)
+			}
 			k.atStop()
 			return
+		}
+		if !written {
+			u.unsent.Add(-1)
 		}
 	}
 }
@@ -270,22 +305,35 @@ func (k *call) acknowledged() {
 
 // refused counts a request the agent (or gRPC itself, for a request over
 // the call's send limit) will never take: sending it again would fail the
-// same way.
-func (k *call) refused(err error) {
+// same way. gRPC's own refusal of its size comes before the request is
+// written or answered (seen false): it is dropped as oversize, as on an
+// OpenCensus stream.
+func (k *call) refused(err error, seen bool) {
 	k.u.c.SetErr(err)
-	if !k.raw {
+	switch {
+	case k.raw:
+	case !seen && status.Code(err) == codes.ResourceExhausted:
+		k.u.c.Oversize(k.items)
+	default:
 		k.u.c.Rejected(k.items)
 	}
 }
 
-// atStop counts a call cut by Stop: an attempt may have reached the agent,
-// so its items are exported and in doubt (an upper bound of what is lost).
+// atStop counts a call cut by Stop. If one of its attempts was written and
+// got no answer, the agent may have its items: exported and in doubt (an
+// upper bound of what is lost). Otherwise the agent never had them (no
+// attempt left the client, or the agent refused each one that did): they
+// are dropped at stop.
 func (k *call) atStop() {
 	if k.raw {
 		return
 	}
-	k.u.c.Exported(k.items, k.buf.Len())
-	k.u.c.InDoubt(k.items)
+	if k.doubt {
+		k.u.c.Exported(k.items, k.buf.Len())
+		k.u.c.InDoubt(k.items)
+		return
+	}
+	k.u.c.DroppedAtStop(k.items)
 }
 
 // retryable follows the OTLP specification: Unavailable, DeadlineExceeded,

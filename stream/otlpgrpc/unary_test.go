@@ -90,7 +90,7 @@ type rig struct {
 func newRig(t *testing.T, addr string, cfg Config) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	conn, err := stream.Dial(ctx, addr, 50*time.Millisecond, time.Second, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := stream.Dial(ctx, addr, 50*time.Millisecond, time.Second, nil, grpc.WithTransportCredentials(insecure.NewCredentials()), DialOption())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestUnaryModel(t *testing.T) {
 		f.maxSeen.Store(0)
 		ctx, cancel := context.WithCancel(context.Background())
 		// A 2 ms backoff cap: the delays are not under test here.
-		conn, err := stream.Dial(ctx, f.addr, 2*time.Millisecond, time.Second, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := stream.Dial(ctx, f.addr, 2*time.Millisecond, time.Second, nil, grpc.WithTransportCredentials(insecure.NewCredentials()), DialOption())
 		if err != nil {
 			t.Fatal(err)
 		}
