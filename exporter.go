@@ -263,15 +263,24 @@ func sendRaw[T any](e *Exporter, p *stream.Pipeline[T], what string, m proto.Mes
 	case stateStopped:
 		return errStopped
 	}
-	buf, items, err := e.proto.encodeRaw(&e.build, m)
+	parts, dropped, err := splitRequest(m, func(m proto.Message) (int, error) { return e.proto.rawSize(&e.build, m) }, e.cfg.maxBytes)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := p.SendRaw(context.Background(), buf, items); err != nil {
-		if errors.Is(err, stream.ErrStopped) {
-			return errStopped
+	for _, part := range parts {
+		buf, items, err := e.proto.encodeRaw(&e.build, part)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		return fmt.Errorf("%s: %w", what, err)
+		if err := p.SendRaw(context.Background(), buf, items); err != nil {
+			if errors.Is(err, stream.ErrStopped) {
+				return errStopped
+			}
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	if dropped != nil {
+		return fmt.Errorf("%s: %w", what, dropped)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/zerocensus/ocagent/fastconv"
 	"github.com/zerocensus/ocagent/stream"
 	"github.com/zerocensus/ocagent/stream/ocstream"
 )
@@ -25,6 +26,8 @@ type protocol interface {
 	// encodeRaw encodes a caller-built OpenCensus request for the wire,
 	// into a buffer from e.bufs, and counts the items it carries.
 	encodeRaw(e *build, m proto.Message) (buf *[]byte, items int, err error)
+	// rawSize is the size encodeRaw would give m.
+	rawSize(e *build, m proto.Message) (int, error)
 }
 
 // signal is one signal's pipeline with the counters of its batch.
@@ -32,10 +35,22 @@ type signal[T any] struct {
 	*stream.Pipeline[T]
 	oversize func() uint64 // items alone over the batch byte budget
 	invalid  func() uint64 // items the converter refused
+	// Views: rows that alone exceeded the budget when a view was split,
+	// and the error naming the last such view.
+	droppedRows func() uint64
+	lastDrop    func() error
+}
+
+// newViewSignal is newSignal for views, with the view encoder's drops.
+func newViewSignal(e *build, r *stream.Ring[*view.Data], b *stream.Batch[*view.Data], enc *fastconv.ViewEncoder, cfg stream.Config) *signal[*view.Data] {
+	s := newSignal(e, r, b, cfg)
+	s.droppedRows, s.lastDrop = enc.DroppedRows, enc.LastDrop
+	return s
 }
 
 // newSignal builds a pipeline over a ring and its batch, for either protocol
 // and either signal.
 func newSignal[T any](e *build, r *stream.Ring[T], b *stream.Batch[T], cfg stream.Config) *signal[T] {
-	return &signal[T]{Pipeline: stream.New(r, b, e.bufs, cfg), oversize: b.Oversize, invalid: b.Invalid}
+	return &signal[T]{Pipeline: stream.New(r, b, e.bufs, cfg), oversize: b.Oversize, invalid: b.Invalid,
+		droppedRows: func() uint64 { return 0 }, lastDrop: func() error { return nil }}
 }

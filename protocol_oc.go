@@ -86,7 +86,7 @@ func (p *openCensus) views(e *build) *signal[*view.Data] {
 	enc := fastconv.NewViewEncoder(fastconv.OpenCensus, cfg.metricNamePrefix)
 	env := stream.NewOpenCensusEnvelope(p.suffix)
 	b := stream.NewBatch(r, stream.Encoder[*view.Data](enc), cfg.viewBatch(), cfg.maxBytes, 0, e.room(env))
-	return newSignal(e, r, b, cfg.viewPipeline(env))
+	return newViewSignal(e, r, b, enc, cfg.viewPipeline(env))
 }
 
 func (p *openCensus) spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
@@ -102,6 +102,8 @@ func (p *openCensus) viewTransport(e *build, conn *stream.Conn, c *stream.Counte
 func (p *openCensus) configStream(e *build, conn *stream.Conn) *ocstream.ConfigStream {
 	return &ocstream.ConfigStream{Conn: conn, Node: e.node, Apply: applyTraceConfig}
 }
+
+func (p *openCensus) rawSize(_ *build, m proto.Message) (int, error) { return proto.Size(m), nil }
 
 // encodeRaw marshals the caller's request as it is (it already has its
 // Node and Resource, if any). Its spans are not counted in Stats, which

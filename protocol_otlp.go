@@ -119,7 +119,7 @@ func (p *otlp) views(e *build) *signal[*view.Data] {
 	r := stream.NewRing[*view.Data](cfg.viewRingCapacity())
 	enc := fastconv.NewViewEncoder(fastconv.OTLP, cfg.metricNamePrefix)
 	b := stream.NewBatch(r, stream.Encoder[*view.Data](enc), cfg.viewBatch(), cfg.maxBytes, 0, e.room(p.env))
-	return newSignal(e, r, b, cfg.viewPipeline(p.env))
+	return newViewSignal(e, r, b, enc, cfg.viewPipeline(p.env))
 }
 
 func (p *otlp) spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
@@ -138,18 +138,29 @@ func (p *otlp) configStream(*build, *stream.Conn) *ocstream.ConfigStream { retur
 // encodeRaw translates a caller-built OpenCensus request into OTLP, with the
 // exporter's Node and Resource where the request has none (an agent applies
 // a stream's last ones).
-func (p *otlp) encodeRaw(e *build, m proto.Message) (*[]byte, int, error) {
-	var req fastconv.Request
+func (p *otlp) rawSize(e *build, m proto.Message) (int, error) {
+	req, err := p.translate(e, m)
+	if err != nil {
+		return 0, err
+	}
+	return req.Size(), nil
+}
+
+// translate translates a caller-built OpenCensus request into OTLP.
+func (p *otlp) translate(e *build, m proto.Message) (fastconv.Request, error) {
 	switch r := m.(type) {
 	case *agenttracepb.ExportTraceServiceRequest:
-		req = fastconv.TranslateTraces(r, e.node, e.resource)
+		return fastconv.TranslateTraces(r, e.node, e.resource), nil
 	case *agentmetricspb.ExportMetricsServiceRequest:
-		var err error
-		if req, err = fastconv.TranslateMetrics(r, e.node, e.resource); err != nil {
-			return nil, 0, err
-		}
-	default:
-		return nil, 0, fmt.Errorf("unexpected request type %T", m)
+		return fastconv.TranslateMetrics(r, e.node, e.resource)
+	}
+	return fastconv.Request{}, fmt.Errorf("unexpected request type %T", m)
+}
+
+func (p *otlp) encodeRaw(e *build, m proto.Message) (*[]byte, int, error) {
+	req, err := p.translate(e, m)
+	if err != nil {
+		return nil, 0, err
 	}
 	buf := e.bufs.Get(req.Size())
 	if err := req.Encode(*buf); err != nil {

@@ -14,10 +14,11 @@ type Stats struct {
 	ViewsExported          uint64 // views handed to the agent as metrics
 	ViewsDroppedFull       uint64 // the view ring was full
 	ViewsDroppedNotRunning uint64 // ExportView before Start or after Stop
-	ViewsDroppedInvalid    uint64 // nil View, Measure or Aggregation, unknown aggregation, rows not matching it, or one view over WithMaxBatchBytes
+	ViewsDroppedInvalid    uint64 // nil View, Measure or Aggregation, unknown aggregation, rows not matching it, or a view none of whose rows fits WithMaxBatchBytes
 	ViewsDroppedAtStop     uint64 // still queued when Stop's deadline passed
 	ViewsRejected          uint64 // OTLP: views of a request the agent refused as a whole
 	PointsRejected         uint64 // OTLP: data points the agent refused (partial success)
+	PointsDroppedOversize  uint64 // rows of a view each alone over WithMaxBatchBytes (a view over it is split by rows across requests; these cannot be)
 	Batches                uint64 // span batches exported
 	Bytes                  uint64 // encoded span batch bytes exported (before compression)
 	SendFailures           uint64 // failed span sends or calls (each batch is retried)
@@ -29,6 +30,7 @@ type Stats struct {
 	ConfigUpdates          uint64 // sampler configurations applied from the agent
 	LastError              error  // the trace transport's last error; nil while connected
 	ConfigError            error  // the error that ended the last Config stream ("unimplemented" from an OpenTelemetry Collector)
+	ViewsLastError         error  // the last rows dropped as too large, naming their view; nil if none
 }
 
 // Stats returns a snapshot of the exporter's counters.
@@ -49,6 +51,8 @@ func (e *Exporter) Stats() Stats {
 		ViewsDroppedAtStop:     vw.DroppedAtStop,
 		ViewsRejected:          vw.Rejected,
 		PointsRejected:         vw.PointsRejected,
+		PointsDroppedOversize:  e.views.droppedRows(),
+		ViewsLastError:         e.views.lastDrop(),
 		Batches:                sp.Batches,
 		Bytes:                  sp.Bytes,
 		SendFailures:           sp.SendFailures,

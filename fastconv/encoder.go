@@ -2,6 +2,7 @@ package fastconv
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
@@ -101,6 +102,12 @@ type ViewEncoder struct {
 	ocm    *ocmetricspb.Metric
 	otm    *otlpmetricspb.Metric
 	tail   tail
+
+	split       splitState
+	ocr         ocRows
+	otr         otlpRows
+	droppedRows atomic.Uint64
+	lastDrop    atomic.Pointer[error]
 }
 
 // NewViewEncoder returns an encoder of views in protocol p; a non-empty
@@ -120,19 +127,36 @@ func NewViewEncoder(p Protocol, prefix string) *ViewEncoder {
 // Encode converts vd and returns its encoding and size, as
 // SpanEncoder.Encode. err reports a view that cannot be converted (nil
 // View, Measure or Aggregation, an unknown aggregation, rows that do not
-// match it); nothing is encoded then.
+// match it); nothing is encoded then. A view too large for a request can
+// then be sent in parts of its rows with Next.
 func (e *ViewEncoder) Encode(vd *view.Data, max int) (enc []byte, size int, err error) {
+	e.split.active, e.split.pending, e.split.measured = false, false, false
+	var m vtMessage
 	if e.otlp != nil {
 		if err = e.otlp.Convert(e.otm, vd, e.prefix); err != nil {
 			return nil, 0, err
 		}
-		enc, size = e.tail.marshal(e.otm, max)
+		m = e.otm
 	} else {
 		if err = e.oc.Convert(e.ocm, vd, e.prefix); err != nil {
 			return nil, 0, err
 		}
-		enc, size = e.tail.marshal(e.ocm, max)
+		m = e.ocm
 	}
+	if e.split.large {
+		// The last view was split: this one (the same view, a period
+		// later, as often as not) is measured row by row first (which
+		// the split needs) rather than found too large by a panic,
+		// which allocates.
+		if size = e.measure(); size > max {
+			e.split.pending, e.split.name = true, vd.View.Name
+			return nil, size, nil
+		}
+	}
+	enc, size = e.tail.marshal(m, max)
+	e.split.large = enc == nil
+	// Next may split this view: the batch asks when its field is too large.
+	e.split.pending, e.split.name = true, vd.View.Name
 	return enc, size, nil
 }
 

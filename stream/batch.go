@@ -30,6 +30,20 @@ type Encoder[T any] interface {
 	Encode(v T, max int) (enc []byte, size int, err error)
 }
 
+// A Splitter is an Encoder that can send an item too large for one request
+// in parts (package fastconv's ViewEncoder splits a view by its rows, each
+// part carrying the metric's descriptor). When an item is too large, the
+// Batch calls Next, with the same max each time, until it
+// reports the last part; each part is an items field of its own, in this
+// batch or the next ones.
+type Splitter interface {
+	// Next encodes the next part of the item last given to Encode (too
+	// large for a request), at most max bytes. enc is nil when nothing of what is left
+	// fits (nothing more of the item is sent); last reports that nothing
+	// of the item is left. enc belongs to the encoder until its next call.
+	Next(max int) (enc []byte, last bool)
+}
+
 // EncoderFunc adapts a function to an Encoder.
 type EncoderFunc[T any] func(v T, max int) (enc []byte, size int, err error)
 
@@ -76,7 +90,11 @@ type Batch[T any] struct {
 	n       int     // items in body
 	carry   bool
 	carried []byte       // the carried item's encoding (the encoder's), when carry is set
-	held    atomic.Int64 // n, plus one while an item is carried: read by Stats
+	cItems  int          // the items the carried field completes: 1, or 0 for a part before an item's last
+	held    atomic.Int64 // n, plus one while an item is carried or being split: read by Stats
+
+	split     Splitter // enc, when it can split an item too large for one request
+	splitting bool     // an item's parts are being taken: Fill takes the next before popping the ring
 
 	oversize atomic.Uint64
 	invalid  atomic.Uint64
@@ -97,6 +115,7 @@ type Room struct {
 // starts in a buffer the size of the one before it.
 func NewBatch[T any](r *Ring[T], enc Encoder[T], maxItems, maxBytes, prewarm int, room Room) *Batch[T] {
 	b := &Batch[T]{ring: r, enc: enc, maxItems: maxItems, maxBytes: maxBytes, room: room}
+	b.split, _ = enc.(Splitter)
 	b.newBuffer(room.Head + room.Tail + min(prewarm, maxBytes>>10+1)<<10)
 	return b
 }
@@ -116,37 +135,66 @@ func FieldSize(n int) int { return protowire.SizeTag(ItemsField) + protowire.Siz
 // Fill converts queued items into the batch until it holds maxItems items,
 // the next item would not fit in maxBytes (it is then carried), or the ring
 // is empty. It returns the items in the batch and the size of its encoded
-// body. Items that fail to convert, or that alone exceed maxBytes, are
-// dropped and counted.
+// body (an item split in parts counts in the batch of its last part, so a
+// batch of parts alone has items 0 and a size). Items that fail to convert,
+// or that alone exceed maxBytes and cannot be split, are dropped and
+// counted.
 func (b *Batch[T]) Fill() (items, size int) {
 	for !b.carry && b.n < b.maxItems {
-		v, ok := b.ring.Pop()
-		if !ok {
+		var enc []byte
+		done := 1 // the items this field completes
+		if b.splitting {
+			var last bool
+			enc, last = b.split.Next(b.partMax())
+			if last {
+				b.splitting = false
+			} else {
+				done = 0
+			}
+			if enc == nil { // nothing of the item fits
+				b.oversize.Add(1)
+				continue
+			}
+		} else {
+			v, ok := b.ring.Pop()
+			if !ok {
+				break
+			}
+			var size int
+			var err error
+			enc, size, err = b.enc.Encode(v, b.maxBytes)
+			if err != nil {
+				b.invalid.Add(1)
+				continue
+			}
+			if enc == nil || FieldSize(size) > b.maxBytes {
+				if b.split != nil {
+					b.splitting = true // parts from the next turn on
+					continue
+				}
+				b.oversize.Add(1)
+				continue
+			}
+		}
+		if b.size()+FieldSize(len(enc)) > b.maxBytes {
+			b.carried, b.carry, b.cItems = enc, true, done
 			break
 		}
-		enc, size, err := b.enc.Encode(v, b.maxBytes)
-		if err != nil {
-			b.invalid.Add(1)
-			continue
-		}
-		f := FieldSize(size)
-		if enc == nil || f > b.maxBytes {
-			b.oversize.Add(1)
-			continue
-		}
-		if b.size()+f > b.maxBytes {
-			b.carried, b.carry = enc, true
-			break
-		}
-		b.append(enc)
+		b.append(enc, done)
 	}
 	b.publish()
 	return b.n, b.size()
 }
 
+// partMax is the most bytes of an item's part: its field must fit in an
+// empty batch.
+func (b *Batch[T]) partMax() int {
+	return b.maxBytes - protowire.SizeTag(ItemsField) - protowire.SizeVarint(uint64(b.maxBytes))
+}
+
 // append adds enc as the next items field of the body, exactly as a
 // deterministic marshal of the request would.
-func (b *Batch[T]) append(enc []byte) {
+func (b *Batch[T]) append(enc []byte, items int) {
 	if need := len(b.body) + FieldSize(len(enc)) + b.room.Tail; need > cap(b.body) {
 		old := b.buf
 		b.buf = b.room.Bufs.Get(max(need, 2*cap(b.body)))
@@ -155,7 +203,7 @@ func (b *Batch[T]) append(enc []byte) {
 	}
 	b.body = protowire.AppendTag(b.body, ItemsField, protowire.BytesType)
 	b.body = protowire.AppendBytes(b.body, enc)
-	b.n++
+	b.n += items
 }
 
 // Take hands over the current batch (what Fill returned): a pool buffer
@@ -180,7 +228,7 @@ func (b *Batch[T]) Take() (buf *[]byte, at, items int) {
 		// The carried bytes are still in the encoder's buffer: Fill stops
 		// while an item is carried, so nothing has called it since.
 		b.carry = false
-		b.append(b.carried)
+		b.append(b.carried, b.cItems)
 		b.carried = nil
 	}
 	b.publish()
@@ -194,13 +242,17 @@ func (b *Batch[T]) Full() bool { return b.carry || b.n >= b.maxItems }
 func (b *Batch[T]) publish() {
 	h := b.n
 	if b.carry {
+		h += b.cItems
+	}
+	if b.splitting {
 		h++
 	}
 	b.held.Store(int64(h))
 }
 
-// Held is the number of items taken from the ring and not yet handed over by Take: the
-// current batch and a carried item. Safe from any goroutine.
+// Held is the number of items taken from the ring and not yet handed over by
+// Take: the current batch, a carried item, an item being split. Safe from
+// any goroutine.
 func (b *Batch[T]) Held() int { return int(b.held.Load()) }
 
 // Queued is the number of items waiting in the ring (approximate while
@@ -211,7 +263,7 @@ func (b *Batch[T]) Queued() int { return b.ring.Len() }
 // were lost (on Stop).
 func (b *Batch[T]) Discard() int {
 	lost := b.Held()
-	b.body, b.n, b.carry, b.carried = b.body[:b.room.Head], 0, false, nil
+	b.body, b.n, b.carry, b.carried, b.splitting = b.body[:b.room.Head], 0, false, nil, false
 	b.publish()
 	for {
 		if _, ok := b.ring.Pop(); !ok {

@@ -29,18 +29,108 @@ type item struct {
 	id      uint32
 	size    int
 	invalid bool
+	rows    int // > 0: a view of this many rows, which the encoder can split
+}
+
+// A splittable item's rows have sizes drawn from its id; a part is a
+// header (id, first row, row count, last flag) followed by its rows.
+const partHeader = 9
+
+func rowSize(id uint32, i int) int { return 1 + int((id*7919+uint32(i)*104729)%97) }
+
+// itemRows are the sizes of a splittable item's rows, and its size whole.
+func itemRows(it item) (rows []int, whole int) {
+	whole = partHeader
+	for i := range it.rows {
+		rows = append(rows, rowSize(it.id, i))
+		whole += rows[i]
+	}
+	return rows, whole
 }
 
 // fakeEncoder encodes an item as its id (4 bytes, little-endian) padded to
 // its size, in one buffer it reuses as fastconv's encoders do: a batch that
 // kept an encoding past the encoder's next call would see it overwritten.
-type fakeEncoder struct{ buf []byte }
+type fakeEncoder struct {
+	buf []byte
+
+	// the item being split
+	cur      item
+	rows     []int
+	next     int
+	splitted bool
+}
 
 var errInvalid = errors.New("invalid item")
 
+// part encodes rows [a, b) of it.
+func (e *fakeEncoder) part(it item, rows []int, a, b int, last bool) []byte {
+	n := partHeader
+	for _, r := range rows[a:b] {
+		n += r
+	}
+	if cap(e.buf) < n {
+		e.buf = make([]byte, n)
+	}
+	out := e.buf[:n]
+	binary.LittleEndian.PutUint32(out, it.id)
+	binary.LittleEndian.PutUint16(out[4:], uint16(a))
+	binary.LittleEndian.PutUint16(out[6:], uint16(b-a))
+	out[8] = 0
+	if last {
+		out[8] = 1
+	}
+	for i := partHeader; i < n; i++ {
+		out[i] = 0xCD
+	}
+	return out
+}
+
+// Next is the Splitter: as many rows as fit after the header; a row that
+// alone does not fit is skipped.
+func (e *fakeEncoder) Next(max int) ([]byte, bool) {
+	if !e.splitted { // an item without rows cannot be split
+		return nil, true
+	}
+	for e.next < len(e.rows) {
+		a, n := e.next, partHeader
+		b := a
+		for b < len(e.rows) && n+e.rows[b] <= max {
+			n += e.rows[b]
+			b++
+		}
+		if b == a {
+			e.next++
+			continue
+		}
+		e.next = b
+		last := true
+		for _, r := range e.rows[b:] {
+			if partHeader+r <= max {
+				last = false
+			}
+		}
+		if last {
+			e.splitted = false
+		}
+		return e.part(e.cur, e.rows, a, b, last), last
+	}
+	e.splitted = false
+	return nil, true
+}
+
 func (e *fakeEncoder) Encode(it item, max int) ([]byte, int, error) {
+	e.splitted = false
 	if it.invalid {
 		return nil, 0, errInvalid
+	}
+	if it.rows > 0 {
+		rows, whole := itemRows(it)
+		e.cur, e.rows, e.next, e.splitted = it, rows, 0, true
+		if whole > max {
+			return nil, whole, nil
+		}
+		return e.part(it, rows, 0, len(rows), true), whole, nil
 	}
 	if it.size > max {
 		return nil, it.size, nil
@@ -110,6 +200,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 		want                         []uint32
 		got                          []uint32
 		invalid, oversize, discarded int
+		ps                           = newParts()
 	)
 	check := func(where string) {
 		t.Helper()
@@ -127,13 +218,24 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 				if src.intn(16) == 0 {
 					it.invalid = true
 				}
+				if src.intn(6) == 0 {
+					it.rows = 1 + src.intn(maxBytes/25+3) // about one part to three of rows of 1-97 bytes
+					_, it.size = itemRows(it)
+				}
 				nextID++
 				if r.Push(it) != 0 {
 					accepted = append(accepted, it)
+					var rows []int
+					if it.rows > 0 {
+						ps.split[it.id] = it
+						rows, _ = wantRows(it, maxBytes)
+					}
 					switch {
 					case it.invalid:
 						invalid++
-					case FieldSize(it.size) > maxBytes:
+					case it.rows > 0 && len(rows) == 0:
+						oversize++
+					case it.rows == 0 && FieldSize(it.size) > maxBytes:
 						oversize++
 					default:
 						want = append(want, it.id)
@@ -144,9 +246,9 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			b.Fill()
 		case op < 9: // Fill, Take
 			n, size := b.Fill()
-			if n == 0 {
-				if size != 0 {
-					t.Fatalf("empty batch of %d bytes", size)
+			if size == 0 {
+				if n != 0 {
+					t.Fatalf("%d items in an empty batch", n)
 				}
 				if b.Held() != 0 || r.Len() != 0 {
 					t.Fatalf("Fill returned nothing with %d held and %d queued", b.Held(), r.Len())
@@ -164,16 +266,15 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			if len(body) != size || taken != n {
 				t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken, len(body), n, size)
 			}
-			ids := decode(t, body)
+			ids := decode(t, body, ps)
+			if carried > 1 {
+				t.Fatalf("%d items held beyond the batch", carried)
+			}
 			if len(ids) != n {
 				t.Fatalf("encoded %d items, Fill said %d", len(ids), n)
 			}
-			if carried == 1 {
+			if next := len(got) + n; carried == 1 && next < len(want) && ps.split[want[next]].rows == 0 {
 				// The carried item is the next one wanted; it must not fit.
-				next := len(got) + n
-				if next >= len(want) {
-					t.Fatalf("carried an item the reference queue does not have")
-				}
 				if size+FieldSize(sizeOf(accepted, want[next])) <= maxBytes {
 					t.Fatalf("item %d carried although it fits (%d + %d <= %d)", want[next], size, FieldSize(sizeOf(accepted, want[next])), maxBytes)
 				}
@@ -191,6 +292,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			// What was not delivered is gone: the next sequence starts
 			// afresh on a new ring and batch.
 			accepted = accepted[:0]
+			ps = newParts()
 			got, want = got[:0], want[:0]
 			invalid, oversize, discarded = 0, 0, 0
 			r = NewRing[item](1 << src.intn(6))
@@ -215,7 +317,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 		}
 	}
 	// Drain: everything accepted comes out.
-	got = append(got, drain(t, b)...)
+	got = append(got, drain(t, b, ps)...)
 	for _, h := range held {
 		h.release(t)
 	}
@@ -228,22 +330,35 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 		}
 	}
 	check("end")
+	// Every row of every split item arrived once, in order, but those that
+	// alone do not fit a part.
+	for _, it := range ps.split {
+		if it.invalid {
+			continue
+		}
+		rows, _ := wantRows(it, maxBytes)
+		if !slices.Equal(ps.rows[it.id], rows) && !(len(rows) == 0 && len(ps.rows[it.id]) == 0) {
+			t.Fatalf("item %d: rows %v arrived, want %v", it.id, ps.rows[it.id], rows)
+		}
+	}
 }
+
+func newParts() *parts { return &parts{split: map[uint32]item{}, rows: map[uint32][]int{}} }
 
 // drain sends batches until the batch and its ring are empty, and returns
 // the ids in the order they were encoded.
-func drain(t testing.TB, b *Batch[item]) []uint32 {
+func drain(t testing.TB, b *Batch[item], ps *parts) []uint32 {
 	var got []uint32
 	for {
 		n, size := b.Fill()
-		if n == 0 {
+		if size == 0 {
 			return got
 		}
 		body, taken := take(t, b, b.room, nil)
 		if len(body) != size || taken != n {
 			t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken, len(body), n, size)
 		}
-		got = append(got, decode(t, body)...)
+		got = append(got, decode(t, body, ps)...)
 	}
 }
 
@@ -293,8 +408,16 @@ func sizeOf(items []item, id uint32) int {
 	return -1
 }
 
-// decode reads a body of items fields with protowire and returns their ids.
-func decode(t testing.TB, body []byte) []uint32 {
+// parts is what decode knows and learns of splittable items: which ids are
+// splittable, and the rows of each delivered so far.
+type parts struct {
+	split map[uint32]item
+	rows  map[uint32][]int
+}
+
+// decode reads a body of items fields with protowire and returns the ids of
+// the items it completes (a split item's last part completes it).
+func decode(t testing.TB, body []byte, ps *parts) []uint32 {
 	t.Helper()
 	var ids []uint32
 	for len(body) > 0 {
@@ -307,15 +430,52 @@ func decode(t testing.TB, body []byte) []uint32 {
 		if n < 0 || len(v) < 4 {
 			t.Fatalf("bad item field (%d bytes)", len(v))
 		}
+		body = body[n:]
+		id := binary.LittleEndian.Uint32(v)
+		if it, ok := ps.split[id]; ok {
+			if len(v) < partHeader {
+				t.Fatalf("part of item %d of %d bytes", id, len(v))
+			}
+			first, count, last := int(binary.LittleEndian.Uint16(v[4:])), int(binary.LittleEndian.Uint16(v[6:])), v[8] == 1
+			want := partHeader
+			for r := first; r < first+count; r++ {
+				want += rowSize(id, r)
+				ps.rows[id] = append(ps.rows[id], r)
+			}
+			if len(v) != want || count == 0 || first+count > it.rows {
+				t.Fatalf("part of item %d: rows %d+%d of %d in %d bytes, want %d", id, first, count, it.rows, len(v), want)
+			}
+			for _, c := range v[partHeader:] {
+				if c != 0xCD {
+					t.Fatalf("part padding corrupted")
+				}
+			}
+			if last {
+				ids = append(ids, id)
+			}
+			continue
+		}
 		for _, c := range v[4:] {
 			if c != 0xAB {
 				t.Fatalf("item padding corrupted")
 			}
 		}
-		ids = append(ids, binary.LittleEndian.Uint32(v))
-		body = body[n:]
+		ids = append(ids, id)
 	}
 	return ids
+}
+
+// wantRows are the rows of a splittable item that arrive: all of them when
+// it fits whole, else each that fits a part alone (the others are dropped).
+func wantRows(it item, maxBytes int) (rows []int, whole bool) {
+	sizes, total := itemRows(it)
+	partMax := maxBytes - protowire.SizeTag(ItemsField) - protowire.SizeVarint(uint64(maxBytes))
+	for r, sz := range sizes {
+		if FieldSize(total) <= maxBytes || partHeader+sz <= partMax {
+			rows = append(rows, r)
+		}
+	}
+	return rows, FieldSize(total) <= maxBytes
 }
 
 // TestBatchModel runs 10,000 seeded random sequences (make fuzz runs
@@ -348,7 +508,7 @@ func TestBatchCarryRegression(t *testing.T) {
 	for id := uint32(1); id <= 5; id++ {
 		r.Push(item{id: id, size: 10})
 	}
-	if got := drain(t, b); fmt.Sprint(got) != "[1 2 3 4 5]" {
+	if got := drain(t, b, newParts()); fmt.Sprint(got) != "[1 2 3 4 5]" {
 		t.Fatalf("sent %v, want [1 2 3 4 5]", got)
 	}
 }

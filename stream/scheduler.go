@@ -192,16 +192,16 @@ func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 	budget := s.src.Held() + s.src.Queued()
 	for budget > 0 {
 		err := s.t.Ready()
-		items, size := 0, 0
+		size := 0
 		if err == nil || err == ErrBusy {
 			// Busy: convert anyway. Unreachable: leave the items in the
 			// ring, where the drop policy applies to new ones.
-			items, size = s.src.Fill()
+			_, size = s.src.Fill()
 		}
 		if err != nil {
 			return err == ErrBusy, budget
 		}
-		if items == 0 || !partial && !s.src.Full() {
+		if size == 0 || !partial && !s.src.Full() {
 			return false, 0
 		}
 		buf, at, items := s.src.Take()
