@@ -12,10 +12,10 @@ import (
 	uptracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	collmetricspb "github.com/zerocensus/ocagent/internal/otlpproto/collector/metrics/v1"
-	colltracepb "github.com/zerocensus/ocagent/internal/otlpproto/collector/trace/v1"
 	"github.com/zerocensus/ocagent/internal/mockagent"
 	"github.com/zerocensus/ocagent/internal/otlpagent"
+	collmetricspb "github.com/zerocensus/ocagent/internal/otlpproto/collector/metrics/v1"
+	colltracepb "github.com/zerocensus/ocagent/internal/otlpproto/collector/trace/v1"
 )
 
 // rawSpans is a caller-built request of n spans, ids 1..n, each with a name

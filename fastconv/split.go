@@ -21,15 +21,15 @@ import (
 // splitState is the view being split: the sizes of its rows, where the next
 // part starts, and the last row that fits a part alone.
 type splitState struct {
-	pending bool // Encode converted a view; a first Next measures it for parts
+	pending  bool // Encode converted a view; a first Next measures it for parts
 	large    bool // the last view was larger than a request
 	measured bool // rows and header hold the sizes of the current view
-	active  bool
-	rows    []int // encoded size of each row, as a field of its parent
-	header  int   // the metric's size with no rows, plus room for a longer length prefix
-	next    int
-	lastFit int // -1: no row fits
-	name    string
+	active   bool
+	rows     []int // encoded size of each row, as a field of its parent
+	header   int   // the metric's size with no rows, plus room for a longer length prefix
+	next     int
+	lastFit  int // -1: no row fits
+	name     string
 }
 
 // rowsView is the part of a metric message the split works on.
@@ -218,4 +218,3 @@ func (e *ViewEncoder) LastDrop() error {
 	}
 	return nil
 }
-
