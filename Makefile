@@ -59,38 +59,59 @@ generate:
 check-generate:
 	./scripts/check-generate.sh
 
-## bench: the comparison suite (bench/, its own module, so that users never
-## download the peers): this exporter over OpenCensus (ours) and over OTLP
-## (ours-otlp), upstream ocagent v0.7.0 and OpenCensus
-## bridged into the OpenTelemetry SDK (batch span processor, OTLP gRPC) on the
-## same scenarios, against counting agents on 127.0.0.1, in BENCH_COUNT
-## interleaved rounds of BENCH_SUITE_TIME each (about 8 minutes on 2 cores in all);
-## then the hot-path microbenchmarks (fastconv, otlpconv, ExportSpan, end to end). Raw
-## results in bench/results/latest.txt (suite) and bench/results/hotpath.txt;
-## benchstat tables per scenario (implementations side by side, deltas against
-## upstream) and the README's results table. BENCH_AGENT=inprocess runs the
-## agents in the benchmark process (their allocations then count).
-BENCH_SUITE_TIME ?= 500ms
-BENCH_HOTPATH_TIME ?= 200ms
+## bench: the headline comparison, in about 3 minutes on 2 cores: exporter
+## only and end to end on the typical span, and views of 1,000 rows, for this
+## exporter over OpenCensus (ours) and over OTLP (ours-otlp), upstream
+## ocagent v0.7.0 and OpenCensus bridged into the OpenTelemetry SDK (otel),
+## against counting agents in a child process on 127.0.0.1, in
+## BENCH_QUICK_COUNT interleaved rounds of BENCH_QUICK_TIME each (a progress
+## line per step, with an estimate of what is left). Prints the benchstat
+## tables and the results table, and draws bench/results/chart.svg and .png
+## (CPU and allocations per span or row). The whole suite: make bench-full.
+BENCH_QUICK_COUNT ?= 5
+BENCH_QUICK_TIME ?= 300ms
+BENCH_QUICK := '(Exporter|EndToEnd)$$/^shape=typical$$' 'Views$$/./^rows=1000$$'
 BENCH_IMPLS := -col '/impl@(upstream ours ours-otlp otel)'
 bench:
 	@mkdir -p $(RESULTS)
-	@echo "== comparison suite: $(BENCH_COUNT) rounds x $(BENCH_SUITE_TIME) per benchmark; progress on stderr (» round, elapsed, scenario)"
-	@bench/run.sh results/latest.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) . >/dev/null
-	@echo "== hot path (fastconv, otlpconv, ExportSpan, end to end to a discarding agent process): -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME)"
-	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./fastconv > $(RESULTS)/hotpath.txt
-	@go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) . >> $(RESULTS)/hotpath.txt
+	@echo "== headline comparison: $(BENCH_QUICK_COUNT) rounds x $(BENCH_QUICK_TIME) per benchmark; progress on stderr"
+	@bench/run.sh results/latest.txt $(BENCH_QUICK_COUNT) $(BENCH_QUICK_TIME) $(BENCH_QUICK) >/dev/null
+	@$(MAKE) --no-print-directory bench-report
+
+## bench-report: the tables and the chart of the last run (bench/results/latest.txt).
+bench-report:
 	@echo; echo "== exporter only and end to end, per span (sec/op = ns/span); agents in a child process: allocations are the client's"
 	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '(.name:Exporter OR .name:EndToEnd) AND .unit:(ns/op OR cpu-ns/span OR allocs/span OR B/span OR wireB/span)' $(RESULTS)/latest.txt
 	@echo; echo "== views, per row (one view of 10 or 1000 rows exported and received per op)"
 	@$(BENCHSTAT) $(BENCH_IMPLS) -filter '.name:Views AND .unit:(ns/row OR cpu-ns/row OR allocs/op OR allocs/row OR B/row OR wireB/row)' $(RESULTS)/latest.txt
+	@echo; echo "== results table (medians; x upstream and x floor are ratios of ns per span or row)"; echo
+	@cd scripts/benchgate && go run ./table ../../$(RESULTS)/latest.txt
+	@cd scripts/benchgate && go run ./chart -o ../../$(RESULTS)/chart ../../$(RESULTS)/latest.txt
+	@echo "raw results: $(RESULTS)/latest.txt; chart: $(RESULTS)/chart.svg, $(RESULTS)/chart.png"
+
+## bench-full: the whole comparison suite (bench/, its own module, so that
+## users never download the peers): every shape and view size, in BENCH_COUNT
+## interleaved rounds of BENCH_SUITE_TIME each (about 8 minutes on 2 cores in
+## all); then the hot-path microbenchmarks (fastconv, ExportSpan, end to end).
+## Raw results in bench/results/latest.txt (suite) and bench/results/hotpath.txt;
+## benchstat tables per scenario (implementations side by side, deltas against
+## upstream), the results table and the chart. BENCH_AGENT=inprocess
+## runs the agents in the benchmark process (their allocations then count).
+BENCH_SUITE_TIME ?= 500ms
+BENCH_HOTPATH_TIME ?= 200ms
+bench-full:
+	@mkdir -p $(RESULTS)
+	@echo "== comparison suite: $(BENCH_COUNT) rounds x $(BENCH_SUITE_TIME) per benchmark; progress on stderr (» step, round, elapsed, estimate)"
+	@bench/run.sh results/latest.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) . >/dev/null
+	@echo "== hot path (fastconv, ExportSpan, end to end to a discarding agent process): -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME)"
+	@go test -run '^$$' -bench 'Convert' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) ./fastconv > $(RESULTS)/hotpath.txt
+	@go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_HOTPATH_TIME) . >> $(RESULTS)/hotpath.txt
+	@$(MAKE) --no-print-directory bench-report
 	@echo; echo "== encode floor: MarshalToSizedBufferVT of the converted message alone"
 	@$(BENCHSTAT) -filter '.name:Floor AND .unit:(ns/op OR ns/span OR ns/row OR allocs/op)' $(RESULTS)/latest.txt
 	@echo; echo "== hot path"
 	@$(BENCHSTAT) $(RESULTS)/hotpath.txt
-	@echo; echo "== results table (medians; x upstream and x floor are ratios of ns per span or row)"; echo
-	@cd scripts/benchgate && go run ./table ../../$(RESULTS)/latest.txt
-	@echo "raw results: $(RESULTS)/latest.txt, $(RESULTS)/hotpath.txt"
+	@echo "hot path: $(RESULTS)/hotpath.txt"
 
 ## bench-gate: the CI regression gate: a short run of the gate's benchmarks
 ## (ours, ours-otlp and upstream, interleaved in rounds) compared with
@@ -115,7 +136,7 @@ bench-gate:
 	@cd scripts/benchgate && go run . -tolerance $(BENCH_GATE_TOLERANCE) -micro-tolerance $(BENCH_GATE_MICRO_TOLERANCE) -baseline ../../bench/testdata/baseline.txt ../../$(RESULTS)/gate.txt
 
 ## bench-baseline: rewrite bench/testdata/baseline.txt with the gate's
-## benchmarks (see README.md for when that is legitimate).
+## benchmarks (see docs/measurements.md for when that is legitimate).
 bench-baseline:
 	@bench/run.sh testdata/baseline.txt $(BENCH_GATE_ROUNDS) $(BENCH_GATE_TIME) $(BENCH_GATE) >/dev/null
 	@echo "wrote bench/testdata/baseline.txt"
@@ -125,4 +146,4 @@ bench-baseline:
 profile:
 	./scripts/profile.sh
 
-.PHONY: bench-gate bench-baseline profile
+.PHONY: bench-gate bench-baseline bench-full bench-report profile

@@ -29,7 +29,7 @@ const (
 	// did not fit, at most WithMaxBatchBytes).
 	DefaultMaxBatchSpans = 300
 	// DefaultMaxBatchSpansOTLP is the same with WithProtocol(ProtocolOTLP),
-	// chosen by measurement (README: "OTLP batch size"): each OTLP call
+	// chosen by measurement (docs/otlp.md: "OTLP batch size"): each OTLP call
 	// costs a unary gRPC call (about 82 allocations, headers and trailers,
 	// an answer to wait for), and OTLP spans are larger, so fewer, larger
 	// calls cost less CPU per span (typical spans, CPU per span against 512:

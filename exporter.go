@@ -1,11 +1,3 @@
-// Package ocagent is a drop-in, zero-allocation replacement for the OpenCensus
-// Agent exporter contrib.go.opencensus.io/exporter/ocagent: the same
-// functions and options, with spans converted into reused protocol messages,
-// queued in a bounded lock-free ring and sent as pre-encoded bytes by one
-// writer goroutine per signal.
-//
-// Data flows one way: ExportSpan -> ring -> batch (conversion into reused
-// messages) -> envelope + encode -> transport -> wire.
 package ocagent
 
 import (

@@ -292,7 +292,7 @@ func TestReconnectAfterAgentRestart(t *testing.T) {
 	a.Reset()
 	// The exporter sees the stream end and reconnects by itself, sending the
 	// Node before any span. (A batch handed to gRPC in the instant between
-	// the agent's death and that moment would be lost: see the README.)
+	// the agent's death and that moment would be lost: see docs/reliability.md.)
 	waitFor(t, func() bool { return e.Stats().Reconnects >= 1 })
 	if err := a.WaitTraceMessages(1, wait); err != nil {
 		t.Fatal(err)

@@ -245,7 +245,7 @@ func WithReplayBytes(n int) ExporterOption {
 // to an OpenTelemetry Collector or backend (default address
 // localhost:4317). In OTLP mode the OTEL_EXPORTER_OTLP_* and OTEL_SERVICE_NAME
 // / OTEL_RESOURCE_ATTRIBUTES environment variables are honoured, explicit
-// options winning (README: "OTLP").
+// options winning (docs/otlp.md).
 func WithProtocol(p Protocol) ExporterOption {
 	return optionFunc(func(c *config) {
 		if p != ProtocolOpenCensus && p != ProtocolOTLP {

@@ -41,7 +41,7 @@ func newOurs(tb testing.TB, opts ...ours.ExporterOption) *ours.Exporter {
 
 // newOursOTLP is newOurs speaking OTLP (its default batch: 2048 spans).
 // BENCH_OTLP_BATCH=n sets WithMaxBatchSpans(n) instead, to compare batch
-// sizes (README: "OTLP batch size").
+// sizes (docs/otlp.md: "OTLP batch size").
 func newOursOTLP(tb testing.TB) *ours.Exporter {
 	opts := []ours.ExporterOption{ours.WithProtocol(ours.ProtocolOTLP)}
 	if v := os.Getenv("BENCH_OTLP_BATCH"); v != "" {

@@ -27,10 +27,15 @@ export BENCH_START=$(date +%s)
 	echo "rounds: $rounds"
 	echo "benchtime: $benchtime"
 	echo "agent: ${BENCH_AGENT:-process}"
+	echo "date: $(date -u +%F)"
+	steps=$((rounds * $#)) step=0
 	for ((r = 1; r <= rounds; r++)); do
 		for pattern in "$@"; do
 			BENCH_ROUND="$r/$rounds" "./$bin" -test.run '^$' -test.bench "$pattern" -test.benchmem \
 				-test.count 1 -test.benchtime "$benchtime" -test.timeout 30m -agent "${BENCH_AGENT:-process}"
+			step=$((step + 1)) elapsed=$(($(date +%s) - BENCH_START))
+			# The estimate: the steps left at the mean pace of those done.
+			echo "» step $step/$steps (round $r/$rounds) done, ${elapsed}s elapsed, about $((elapsed * (steps - step) / step))s left" >&2
 		done
 	done
 } | awk '!/^PASS$/ && !(/^(goos|goarch|pkg|cpu): / && seen[$0]++)' | tee "$out"

@@ -458,7 +458,7 @@ func rowAt(d diff, c viewCase) (*view.Row, error) {
 // other did not.
 const wholeMetric = "metric"
 
-const whereViews = "fastconv/view.go, ViewConverter.Convert; README, Differences from upstream, Views"
+const whereViews = "fastconv/view.go, ViewConverter.Convert; docs/differences.md, Views"
 
 var viewDifferences = []documented[viewCase]{
 	{
@@ -543,7 +543,7 @@ var viewDifferences = []documented[viewCase]{
 	},
 	{
 		name: "an invalid view is not sent but counted in Stats.ViewsDroppedInvalid (upstream sends a malformed metric)",
-		where: "fastconv/view.go, the errors of ViewConverter.Convert; README, Differences from upstream, Views; " +
+		where: "fastconv/view.go, the errors of ViewConverter.Convert; docs/differences.md, Views; " +
 			"exporter.go, Stats.ViewsDroppedInvalid",
 		matches: is(missingInOurs, wholeMetric),
 		verify: func(d diff, c viewCase) error {

@@ -8,7 +8,7 @@
 // translator, pkg/translator/opencensus), so that a user moving from
 // ocagent -> Collector(OpenCensus receiver) to OTLP sees the same data. Where
 // OTLP has a field for something that translation dropped, it is carried and
-// listed on the converter (README: "OTLP mapping").
+// listed on the converter (docs/otlp.md: "Mapping").
 //
 // Like fastconv, a converter fills a destination message in place, reusing
 // every child, slice element and oneof wrapper already there and keeping

@@ -2,7 +2,7 @@
 // run of the gate's benchmarks (bench/, `make bench-gate`) with the committed
 // baseline (bench/testdata/baseline.txt) and exits 1 on a regression.
 //
-// Benchmarks fall in two classes, gated differently (README.md, "The gate"):
+// Benchmarks fall in two classes, gated differently (docs/measurements.md, "The gate"):
 //
 //   - deterministic (Micro/..., Floor/...): the hot paths alone in one
 //     goroutine, without gRPC: conversion into a reused message, the encode
@@ -116,10 +116,10 @@ func main() {
 	g.check()
 	g.report(os.Stdout)
 	if g.timeAdvisory {
-		fmt.Printf("\nbenchgate: the baseline was recorded on %q, this run on %q: allocation checks are gated, time ratios only printed. Record a baseline for this machine with make bench-baseline (README: \"When to rewrite the baseline\").\n", base.Machine, cur.Machine)
+		fmt.Printf("\nbenchgate: the baseline was recorded on %q, this run on %q: allocation checks are gated, time ratios only printed. Record a baseline for this machine with make bench-baseline (docs/measurements.md: \"When to rewrite the baseline\").\n", base.Machine, cur.Machine)
 	}
 	if g.failed {
-		fmt.Println("\nbenchgate: FAIL. A legitimate change of the numbers (a new Go, gRPC or peer version, a new machine) is recorded with make bench-baseline; see README.md.")
+		fmt.Println("\nbenchgate: FAIL. A legitimate change of the numbers (a new Go, gRPC or peer version, a new machine) is recorded with make bench-baseline; see docs/measurements.md.")
 		os.Exit(1)
 	}
 	fmt.Println("\nbenchgate: ok")
