@@ -2,7 +2,10 @@ module github.com/zerocensus/ocagent/scripts/benchgate
 
 go 1.26.0
 
-require golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da
+require (
+	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da
+	gonum.org/v1/plot v0.17.0
+)
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
@@ -15,7 +18,6 @@ require (
 	golang.org/x/image v0.46.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
-	gonum.org/v1/plot v0.17.0 // indirect
 )
 
 tool golang.org/x/perf/cmd/benchstat
