@@ -55,6 +55,7 @@ type config struct {
 	prewarm      int
 	blockTimeout time.Duration // > 0: block up to this long when the ring is full
 	replayBytes  int
+	maxStreamAge time.Duration
 
 	protocol      Protocol
 	exportTimeout time.Duration
@@ -75,6 +76,7 @@ func defaultConfig() config {
 		maxDelay:     DefaultMaxBatchDelay,
 		maxBytes:     DefaultMaxBatchBytes,
 		replayBytes:  DefaultReplayBytes,
+		maxStreamAge: DefaultMaxStreamAge,
 
 		exportTimeout: DefaultExportTimeout,
 		maxInFlight:   DefaultMaxConcurrentExports,

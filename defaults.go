@@ -50,6 +50,14 @@ const (
 	// be handed to gRPC, so that an agent that stops reading cannot hang the
 	// caller. StopContext takes any deadline.
 	DefaultStopTimeout = 5 * time.Second
+	// DefaultMaxStreamAge is how long an OpenCensus Export stream carries
+	// batches before it is ended cleanly and the next one opened
+	// (WithMaxStreamAge): a Collector fleet that scales up gets this
+	// exporter's streams within it, and each clean end confirms what the
+	// stream carried, so that a break resends at most this long's worth.
+	// A rotation costs one stream (an HTTP/2 stream, the Node, a round
+	// trip for the agent's end): nothing at this period.
+	DefaultMaxStreamAge = 30 * time.Second
 	// DefaultReplayBytes is how much of what was recently sent on a stream
 	// is kept to be sent again if the stream breaks (per stream).
 	DefaultReplayBytes = 4 << 20

@@ -240,6 +240,25 @@ func WithReplayBytes(n int) ExporterOption {
 	})
 }
 
+// WithMaxStreamAge sets how long an OpenCensus Export stream carries batches
+// before it is rotated (default DefaultMaxStreamAge, 30 s; each stream's age
+// is drawn from [0.8d, d] so that a fleet of exporters does not rotate at
+// once; 0 never rotates). A rotation half-closes the stream and waits for
+// the agent to end it, which confirms that it read everything the stream
+// carried: those batches leave the replay and are never sent again; the
+// next stream opens at once, and the channel's round_robin places it on the
+// next address the agent's name resolves to. Flush ends the stream the same
+// way. OTLP, whose calls each go to the next address, has no streams.
+func WithMaxStreamAge(d time.Duration) ExporterOption {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.invalid("max stream age must not be negative, got %v", d)
+			return
+		}
+		c.maxStreamAge = d
+	})
+}
+
 // WithProtocol selects the protocol: ProtocolOpenCensus (the default, as
 // upstream) or ProtocolOTLP, which sends the same spans and views as OTLP
 // to an OpenTelemetry Collector or backend (default address

@@ -26,7 +26,8 @@ type Stats struct {
 	SpansInDoubt           uint64 // exported, but not confirmed read by the agent when Stop ended (its stream broke, or Stop's deadline cut it; OTLP: written, never answered)
 	ViewsResent            uint64
 	ViewsInDoubt           uint64
-	Reconnects             uint64 // trace streams opened after the first
+	Reconnects             uint64 // trace streams opened after the first (rotations included)
+	Rotations              uint64 // trace streams ended cleanly and confirmed by the agent (WithMaxStreamAge, Flush)
 	ConfigUpdates          uint64 // sampler configurations applied from the agent
 	LastError              error  // the trace transport's last error; nil while connected
 	ConfigError            error  // the error that ended the last Config stream ("unimplemented" from an OpenTelemetry Collector)
@@ -61,6 +62,7 @@ func (e *Exporter) Stats() Stats {
 		ViewsResent:            vw.Resent,
 		ViewsInDoubt:           vw.InDoubt,
 		Reconnects:             sp.Reconnects,
+		Rotations:              sp.Rotations,
 		LastError:              sp.LastError,
 	}
 	if cs := e.config.Load(); cs != nil {

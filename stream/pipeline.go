@@ -76,6 +76,15 @@ type Transport interface {
 	Abort()
 }
 
+// A Confirmer is a Transport that can make the agent confirm what it was
+// sent, which the protocol otherwise does not (the OpenCensus stream: the
+// agent ending a stream we half-closed has read all of it). Flush calls
+// Confirm after everything queued was handed over; it returns when the
+// agent confirmed, when it cannot, or when ctx ends.
+type Confirmer interface {
+	Confirm(ctx context.Context)
+}
+
 // Config describes one pipeline.
 type Config struct {
 	Delay        time.Duration // the longest an item waits in the ring

@@ -154,6 +154,9 @@ func (s *Scheduler) run(ctx context.Context) {
 		case r := <-s.flush:
 			s.drainAll(ctx, r.ctx)
 			s.settle(ctx, r.ctx)
+			if c, ok := t.(Confirmer); ok {
+				c.Confirm(r.ctx)
+			}
 			close(r.done)
 			continue
 		case r := <-s.close:

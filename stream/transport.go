@@ -60,16 +60,24 @@ type Conn struct {
 // use) with the options the exporter's reconnection needs, followed by the
 // caller's.
 func Dial(ctx context.Context, target string, maxBackoff, attemptTimeout time.Duration, callOpts []grpc.CallOption, opts ...grpc.DialOption) (*Conn, error) {
-	opts = append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-		// Within one channel, gRPC's own retries are paced like ours.
-		Backoff: backoff.Config{
-			BaseDelay:  FirstBackoff,
-			Multiplier: 2,
-			Jitter:     0.2,
-			MaxDelay:   max(maxBackoff, FirstBackoff),
-		},
-		MinConnectTimeout: 20 * time.Second,
-	}),
+	opts = append([]grpc.DialOption{
+		// Every address the target resolves to (a DNS name of a Collector
+		// fleet, a headless service) takes calls and streams, as the
+		// Collector's own gRPC clients do; gRPC's default, pick_first,
+		// would send everything to the first that answers. A service
+		// config of the user's (a later dial option, or the resolver's)
+		// wins.
+		grpc.WithDefaultServiceConfig(RoundRobin),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			// Within one channel, gRPC's own retries are paced like ours.
+			Backoff: backoff.Config{
+				BaseDelay:  FirstBackoff,
+				Multiplier: 2,
+				Jitter:     0.2,
+				MaxDelay:   max(maxBackoff, FirstBackoff),
+			},
+			MinConnectTimeout: 20 * time.Second,
+		}),
 		// The transports retry themselves (the OpenCensus replay, OTLP's
 		// retry on the specification's codes); gRPC's transparent retry
 		// would only buffer every message a second time.
@@ -83,6 +91,9 @@ func Dial(ctx context.Context, target string, maxBackoff, attemptTimeout time.Du
 	c.cc.Store(cc)
 	return c, nil
 }
+
+// RoundRobin is the default service config of every channel Dial makes.
+const RoundRobin = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 
 // Client is the channel to use now.
 func (c *Conn) Client() *grpc.ClientConn { return c.cc.Load() }
@@ -197,6 +208,7 @@ type Counters struct {
 	rejected     atomic.Uint64
 	oversize     atomic.Uint64
 	points       atomic.Uint64
+	rotations    atomic.Uint64
 	lastErr      atomic.Pointer[errBox]
 }
 
@@ -218,6 +230,10 @@ func (c *Counters) Resent(items int) { c.resent.Add(uint64(items)) }
 
 // InDoubt counts exported items not confirmed read when the transport ended.
 func (c *Counters) InDoubt(items int) { c.inDoubt.Add(uint64(items)) }
+
+// Rotated counts a stream ended cleanly by the client and confirmed by the
+// agent (a rotation at its maximum age, or a Flush).
+func (c *Counters) Rotated() { c.rotations.Add(1) }
 
 // Reconnected counts a stream opened after the first.
 func (c *Counters) Reconnected() { c.reconnects.Add(1) }
@@ -250,7 +266,7 @@ func (c *Counters) SetErr(err error) {
 // Snapshot is a copy of the counters.
 type Snapshot struct {
 	Exported, Batches, Bytes, SendFailures, Resent, InDoubt, Reconnects uint64
-	DroppedAtStop, Rejected, Oversize, PointsRejected                   uint64
+	DroppedAtStop, Rejected, Oversize, PointsRejected, Rotations        uint64
 	LastError                                                           error
 }
 
@@ -260,7 +276,7 @@ func (c *Counters) Snapshot() Snapshot {
 		Exported: c.exported.Load(), Batches: c.batches.Load(), Bytes: c.bytes.Load(),
 		SendFailures: c.sendFailures.Load(), Resent: c.resent.Load(), InDoubt: c.inDoubt.Load(),
 		Reconnects: c.reconnects.Load(), DroppedAtStop: c.atStop.Load(), Rejected: c.rejected.Load(),
-		Oversize: c.oversize.Load(), PointsRejected: c.points.Load(),
+		Oversize: c.oversize.Load(), PointsRejected: c.points.Load(), Rotations: c.rotations.Load(),
 	}
 	if b := c.lastErr.Load(); b != nil {
 		s.LastError = b.err

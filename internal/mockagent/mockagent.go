@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -721,3 +722,10 @@ func (w wireCounter) HandleRPC(ctx context.Context, s stats.RPCStats) {
 func (wireCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
 
 func (wireCounter) HandleConn(context.Context, stats.ConnStats) {}
+
+// SpanIDSet returns how many times each span id arrived (a copy).
+func (a *Agent) SpanIDSet() map[[8]byte]uint32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.idCounts)
+}

@@ -11,6 +11,7 @@ package otlpagent
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -309,4 +310,11 @@ func (a *Agent) wait(timeout time.Duration, done func() bool) error {
 			return errTimeout
 		}
 	}
+}
+
+// SpanIDSet returns how many times each span id arrived (a copy).
+func (a *Agent) SpanIDSet() map[[8]byte]uint32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.ids)
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,12 @@ type Config struct {
 	// also how many bytes of batches are encoded and kept while the agent is
 	// unreachable, so that the ring is free for new spans.
 	ReplayBytes int
+	// MaxAge is how long a stream carries batches before it is rotated:
+	// ended cleanly (half-closed, and the agent's end awaited) and the next
+	// one opened, which the channel's round_robin places on the next
+	// address of a fleet. Each stream's age is drawn from [MaxAge*0.8,
+	// MaxAge] so that many exporters do not rotate together. 0: never.
+	MaxAge time.Duration
 }
 
 // Stream is the OpenCensus transport of one signal. Only the pipeline's
@@ -69,11 +76,13 @@ type Stream struct {
 	nextAttempt time.Time
 	retry       *time.Timer
 	frame       stream.Frame
-	frames      []frame // oldest first: sent ones (the replay), then the ones never sent
-	sentBytes   int     // bytes of the sent frames retained
-	unsentBytes int     // bytes of the frames never sent
-	resend      bool    // the stream broke: every frame goes out again on the next one
-	closed      bool    // Close was called: no stream is opened again
+	frames      []frame   // oldest first: sent ones (the replay), then the ones never sent
+	sentBytes   int       // bytes of the sent frames retained
+	unsentBytes int       // bytes of the frames never sent
+	resend      bool      // the stream broke: every frame goes out again on the next one
+	expires     time.Time // when the open stream is due for rotation (zero: never)
+	carried     bool      // the open stream was handed a frame: a clean end would confirm something
+	closed      bool      // Close was called: no stream is opened again
 	pending     atomic.Int64
 }
 
@@ -189,6 +198,7 @@ func (s *Stream) connect() error {
 			}
 		}
 		s.resend = false
+		s.carried = len(s.frames) > 0
 		s.updatePending()
 		s.evict()
 	}
@@ -196,6 +206,9 @@ func (s *Stream) connect() error {
 		s.c.Reconnected()
 	}
 	s.opened = true
+	if s.cfg.MaxAge > 0 {
+		s.expires = time.Now().Add(s.cfg.MaxAge - time.Duration(rand.Int64N(int64(s.cfg.MaxAge)/5+1)))
+	}
 	s.kick.Store(false)
 	s.bo.Reset()
 	s.nextAttempt = time.Time{}
@@ -209,6 +222,12 @@ func (s *Stream) hasUnsent() bool {
 
 // Send implements stream.Transport.
 func (s *Stream) Send(buf mem.Buffer, items int) {
+	if s.stream != nil && !s.expires.IsZero() && !time.Now().Before(s.expires) {
+		s.rotate(s.conn.Ctx)
+		if s.stream == nil {
+			_ = s.connect()
+		}
+	}
 	if s.stream == nil { // the agent is unreachable: kept for the next stream
 		s.keep(buf, items, false)
 		return
@@ -218,6 +237,7 @@ func (s *Stream) Send(buf mem.Buffer, items int) {
 	switch {
 	case err == nil:
 		s.c.Exported(items, n)
+		s.carried = true
 		s.keep(buf, items, true)
 	case local && tooLarge(err):
 		// gRPC refused it before it left (a MaxCallSendMsgSize below our
@@ -245,6 +265,7 @@ func (s *Stream) SendRaw(buf mem.Buffer, items int) error {
 		buf.Free()
 		return err
 	}
+	s.carried = true
 	s.keep(buf, items, true)
 	return nil
 }
@@ -364,6 +385,62 @@ func (s *Stream) Close(ctx context.Context) {
 	s.closeStream()
 }
 
+// end half-closes the open stream and waits for the agent to end it: true
+// when the agent ended it in answer (io.EOF, on a stream that had not ended
+// before), which confirms it read every frame sent. The stream is closed in
+// any case; a stream that did not end cleanly is broken (its frames go out
+// again on the next).
+func (s *Stream) end(ctx context.Context) bool {
+	endedBefore := false
+	select {
+	case <-s.recv.done:
+		endedBefore = true
+	default:
+	}
+	clean := false
+	if err := s.stream.CloseSend(); err == nil && !endedBefore {
+		wait, cancel := context.WithTimeout(ctx, s.conn.AttemptTimeout)
+		select {
+		case <-s.recv.done:
+			clean = s.recv.err == io.EOF
+		case <-wait.Done():
+		case <-s.conn.Ctx.Done():
+		}
+		cancel()
+	}
+	return clean
+}
+
+// rotate ends the open stream cleanly and, when the agent confirmed it,
+// releases the replay: nothing of it is sent again. A stream that did not
+// end cleanly breaks as any other (the replay goes out on the next stream).
+// The next stream opens at the next Send or Ready.
+func (s *Stream) rotate(ctx context.Context) {
+	if s.end(ctx) {
+		if !s.hasUnsent() {
+			s.release()
+		}
+		s.c.Rotated()
+		s.closeStream()
+		return
+	}
+	s.broken(fmt.Errorf("ocstream: the agent did not end the stream cleanly at rotation"))
+	s.nextAttempt = time.Time{} // try the next stream at once
+}
+
+// Confirm implements stream.Confirmer: Flush ends the open stream cleanly,
+// so that what was sent on it is confirmed read and leaves the replay (it
+// is not sent again at the next break); the next stream opens at once.
+func (s *Stream) Confirm(ctx context.Context) {
+	if s.stream == nil || s.closed || !s.carried {
+		return // nothing to confirm
+	}
+	s.rotate(ctx)
+	if s.stream == nil && !s.closed {
+		_ = s.connect()
+	}
+}
+
 // release frees the replay after the agent confirmed reading everything.
 func (s *Stream) release() {
 	for i := range s.frames {
@@ -403,6 +480,7 @@ func (s *Stream) closeStream() {
 		s.cancel()
 	}
 	s.stream, s.cancel, s.recv = nil, nil, nil
+	s.expires, s.carried = time.Time{}, false
 }
 
 // receiver is the goroutine that reads an Export stream. The agent sends
