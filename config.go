@@ -56,6 +56,7 @@ type config struct {
 	blockTimeout time.Duration // > 0: block up to this long when the ring is full
 	replayBytes  int
 	maxStreamAge time.Duration
+	confirmFlush bool
 
 	protocol      Protocol
 	exportTimeout time.Duration

@@ -124,14 +124,14 @@ func TestOTLPFleetRoundRobin(t *testing.T) {
 	t.Logf("OTLP: %d spans, none lost across a kill; the added fourth Collector took %d", next, u)
 }
 
-// TestOpenCensusFleetRotation: Flush ends the stream cleanly and the next
+// TestOpenCensusFleetRotation: Flush (WithFlushConfirmed) ends the stream cleanly and the next
 // one goes to the next agent of the fleet, so rounds of spans between
 // flushes spread evenly; every span arrives exactly once (a clean end
 // confirms: nothing is resent).
 func TestOpenCensusFleetRotation(t *testing.T) {
 	agents := []*mockagent.Agent{startAgent(t, mockagent.WithSpanIDCounts()), startAgent(t, mockagent.WithSpanIDCounts()), startAgent(t, mockagent.WithSpanIDCounts())}
 	r, target := fleetResolver(agents[0].Addr(), agents[1].Addr(), agents[2].Addr())
-	e, err := NewExporter(WithInsecure(), WithAddress(target), WithGRPCDialOption(grpc.WithResolvers(r)), WithMaxStreamAge(0))
+	e, err := NewExporter(WithInsecure(), WithAddress(target), WithGRPCDialOption(grpc.WithResolvers(r)), WithMaxStreamAge(0), WithFlushConfirmed())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,12 +207,12 @@ func TestOpenCensusRotationUnderLoad(t *testing.T) {
 // TestFlushConfirmsAcrossRestarts is upstream's reconnect test with a
 // check it lacks: 20 spans a round, Flush, the agent restarted (a span
 // exported while it is down), three rounds. Upstream receives 21, 42 and 63
-// spans in its rounds (every reconnect resends all its history); here each
-// Flush ends the stream cleanly, which confirms it, so no round's spans
-// are ever sent again.
+// spans in its rounds (every reconnect resends all its history); here, with
+// WithFlushConfirmed, each Flush ends the stream cleanly, which confirms it,
+// so no round's spans are ever sent again.
 func TestFlushConfirmsAcrossRestarts(t *testing.T) {
 	a := startAgent(t, mockagent.WithSpanIDCounts())
-	e := newExporter(t, a)
+	e := newExporter(t, a, WithFlushConfirmed())
 	next := 0
 	for round := range 3 {
 		for range 20 {
@@ -255,7 +255,8 @@ func TestOpenCensusFleetKillAndScaleUp(t *testing.T) {
 	agents := []*mockagent.Agent{startAgent(t, mockagent.WithSpanIDCounts()), startAgent(t, mockagent.WithSpanIDCounts()), startAgent(t, mockagent.WithSpanIDCounts())}
 	r, target := fleetResolver(agents[0].Addr(), agents[1].Addr(), agents[2].Addr())
 	e, err := NewExporter(WithInsecure(), WithAddress(target), WithGRPCDialOption(grpc.WithResolvers(r)),
-		WithMaxStreamAge(10*time.Millisecond), WithMaxBatchSpans(50), WithBlockWhenFull(time.Minute), WithReconnectionPeriod(100*time.Millisecond))
+		WithMaxStreamAge(10*time.Millisecond), WithMaxBatchSpans(50), WithBlockWhenFull(time.Minute), WithReconnectionPeriod(100*time.Millisecond),
+		WithFlushConfirmed())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +315,7 @@ func BenchmarkRotation(b *testing.B) {
 		age  time.Duration
 	}{{"flush", 0}, {"none", -1}} {
 		b.Run(c.name, func(b *testing.B) {
-			e, err := NewExporter(WithInsecure(), WithAddress(discardAgent(b)), WithMaxStreamAge(0), WithMaxBatchSpans(1))
+			e, err := NewExporter(WithInsecure(), WithAddress(discardAgent(b)), WithMaxStreamAge(0), WithMaxBatchSpans(1), WithFlushConfirmed())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -247,8 +247,9 @@ func WithReplayBytes(n int) ExporterOption {
 // the agent to end it, which confirms that it read everything the stream
 // carried: those batches leave the replay and are never sent again; the
 // next stream opens at once, and the channel's round_robin places it on the
-// next address the agent's name resolves to. Flush ends the stream the same
-// way. OTLP, whose calls each go to the next address, has no streams.
+// next address the agent's name resolves to (WithFlushConfirmed makes Flush
+// end the stream the same way). OTLP, whose calls each go to the next
+// address, has no streams.
 func WithMaxStreamAge(d time.Duration) ExporterOption {
 	return optionFunc(func(c *config) {
 		if d < 0 {
@@ -257,6 +258,18 @@ func WithMaxStreamAge(d time.Duration) ExporterOption {
 		}
 		c.maxStreamAge = d
 	})
+}
+
+// WithFlushConfirmed makes Flush, over OpenCensus, end each stream cleanly
+// and wait for the agent to end it, which confirms that it read everything
+// sent: Flush then means what it means with OTLP's acknowledgements, and
+// what it confirmed is never sent again after a break (an agent restart
+// resends only what came after the last Flush). It costs a round trip and a
+// new stream per Flush (about 90 allocations and 0.3 ms on loopback: see
+// docs/fleet.md), so it is off by default: Flush then returns once
+// everything was handed to the stream, as upstream's.
+func WithFlushConfirmed() ExporterOption {
+	return optionFunc(func(c *config) { c.confirmFlush = true })
 }
 
 // WithProtocol selects the protocol: ProtocolOpenCensus (the default, as

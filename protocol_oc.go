@@ -90,12 +90,12 @@ func (p *openCensus) views(e *build) *signal[*view.Data] {
 }
 
 func (p *openCensus) spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
-	return ocstream.New(conn, ocstream.Config{Method: traceExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge},
+	return ocstream.New(conn, ocstream.Config{Method: traceExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush},
 		e.bufs, c)
 }
 
 func (p *openCensus) viewTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
-	return ocstream.New(conn, ocstream.Config{Method: metricsExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge},
+	return ocstream.New(conn, ocstream.Config{Method: metricsExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush},
 		e.bufs, c)
 }
 

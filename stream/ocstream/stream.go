@@ -49,6 +49,12 @@ type Config struct {
 	// address of a fleet. Each stream's age is drawn from [MaxAge*0.8,
 	// MaxAge] so that many exporters do not rotate together. 0: never.
 	MaxAge time.Duration
+	// ConfirmOnFlush makes Confirm (Flush) end the stream cleanly, as a
+	// rotation does, so that Flush returns once the agent has read what
+	// was sent. It costs a round trip and a new stream per Flush (about
+	// 90 allocations); without it Confirm does nothing and Flush returns
+	// once everything was handed to the stream, as upstream's.
+	ConfirmOnFlush bool
 }
 
 // Stream is the OpenCensus transport of one signal. Only the pipeline's
@@ -428,12 +434,12 @@ func (s *Stream) rotate(ctx context.Context) {
 	s.nextAttempt = time.Time{} // try the next stream at once
 }
 
-// Confirm implements stream.Confirmer: Flush ends the open stream cleanly,
+// Confirm implements stream.Confirmer: with ConfirmOnFlush, Flush ends the open stream cleanly,
 // so that what was sent on it is confirmed read and leaves the replay (it
 // is not sent again at the next break); the next stream opens at once.
 func (s *Stream) Confirm(ctx context.Context) {
-	if s.stream == nil || s.closed || !s.carried {
-		return // nothing to confirm
+	if !s.cfg.ConfirmOnFlush || s.stream == nil || s.closed || !s.carried {
+		return // not asked, or nothing to confirm
 	}
 	s.rotate(ctx)
 	if s.stream == nil && !s.closed {
