@@ -18,6 +18,7 @@ import (
 	"github.com/zerocensus/ocagent/internal/envelope"
 	"github.com/zerocensus/ocagent/internal/pool"
 	"github.com/zerocensus/ocagent/internal/ring"
+	"github.com/zerocensus/ocagent/internal/testwait"
 	"github.com/zerocensus/ocagent/internal/transport"
 )
 
@@ -192,9 +193,10 @@ func (tp *testPipe) stop() {
 	tp.Wait()
 }
 
+// flush flushes and waits for the outcome (testwait.Cap: a hang guard).
 func (tp *testPipe) flush(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Cap)
 	defer cancel()
 	if err := tp.Flush(ctx).Wait(ctx); err != nil {
 		t.Fatal(err)
@@ -294,15 +296,11 @@ func TestDownTransportKeepsItemsAndCountsThemAtStop(t *testing.T) {
 	}
 }
 
-// until polls cond (no timing is asserted: the deadline only turns a hang
-// into a failure).
+// until polls cond (no timing is asserted: testwait's cap only turns a hang
+// into a failure, which shows the pipeline's stats).
 func until(t *testing.T, tp *testPipe, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s (stats %+v)", what, tp.Stats())
-		}
-	}
+	testwait.For(t, what, cond, func() any { return tp.Stats() })
 }
 
 // TestConvertWakesSendOnlyFullBatches: producers wake the scheduler to
@@ -470,15 +468,10 @@ func TestPipelineModel(t *testing.T) {
 
 func waitCounts(t *testing.T, tp *testPipe, want uint32) {
 	t.Helper()
-	for range 1000 {
+	until(t, tp, fmt.Sprintf("exported + queued + dropped = %d", want), func() bool {
 		st := tp.Stats()
-		if st.Exported+uint64(st.Queued)+st.DroppedFull == uint64(want) {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	st := tp.Stats()
-	t.Fatalf("exported %d + queued %d + dropped %d != %d", st.Exported, st.Queued, st.DroppedFull, want)
+		return st.Exported+uint64(st.Queued)+st.DroppedFull == uint64(want)
+	})
 }
 
 // TestSmallBatchAllocs: a low-traffic exporter sends one small batch at a
