@@ -113,12 +113,28 @@ func (f *fakeTransport) SendRaw(buf mem.Buffer, items int) error {
 // complete finishes every call in flight.
 func (f *fakeTransport) complete() {
 	f.mu.Lock()
+	f.completeLocked()
+	f.mu.Unlock()
+	f.signal()
+}
+
+func (f *fakeTransport) completeLocked() {
 	for _, c := range f.inFlight {
 		f.record(c.buf.ReadOnlyData())
 		f.c.Exported(c.items, c.buf.Len())
 		c.buf.Free()
 	}
 	f.inFlight = f.inFlight[:0]
+}
+
+// setMaxCalls finishes every call in flight and sets the limit on calls in
+// flight, under one lock: a send between the two, with the limit lifted,
+// would record its ids before those of the calls still in flight (the
+// scheduler does send in between on a busy machine).
+func (f *fakeTransport) setMaxCalls(n int) {
+	f.mu.Lock()
+	f.completeLocked()
+	f.maxCalls = n
 	f.mu.Unlock()
 	f.signal()
 }
@@ -341,10 +357,7 @@ func TestConvertWakesSendOnlyFullBatches(t *testing.T) {
 	until(t, tp, "the next batch converted while busy", func() bool { return held() == 8 && tp.ring.Len() == 0 })
 	tp.fake.complete()
 	until(t, tp, "the converted batch sent", func() bool { return tp.fake.Pending() == 8 })
-	tp.fake.mu.Lock()
-	tp.fake.maxCalls = 0
-	tp.fake.mu.Unlock()
-	tp.fake.complete()
+	tp.fake.setMaxCalls(0)
 	for i := 24; i < 27; i++ {
 		tp.Export(uint32(i))
 	}
@@ -405,10 +418,7 @@ func TestPipelineModel(t *testing.T) {
 				tp.fake.mu.Unlock()
 				tp.sched.Notify()
 			case 3:
-				tp.fake.mu.Lock()
-				tp.fake.maxCalls = rnd.IntN(3)
-				tp.fake.mu.Unlock()
-				tp.fake.complete()
+				tp.fake.setMaxCalls(rnd.IntN(3))
 			case 4:
 				tp.fake.complete()
 			case 5:
@@ -427,9 +437,9 @@ func TestPipelineModel(t *testing.T) {
 			}
 		}
 		tp.fake.mu.Lock()
-		tp.fake.down, tp.fake.maxCalls = false, 0
+		tp.fake.down = false
 		tp.fake.mu.Unlock()
-		tp.fake.complete()
+		tp.fake.setMaxCalls(0)
 		tp.flush(t)
 		// The push at each multiple of a batch's worth sends everything
 		// queued, without a flush or the delay (an hour here), however the
