@@ -111,12 +111,12 @@ func (m *model) ids() int64 { u, _ := m.agent.SpanIDs(); return u }
 // first attempt to connect fails).
 func (m *model) lastErrorSet(t *testing.T) {
 	t.Helper()
-	waitFor(t, func() bool { return m.e.Stats().LastError != nil })
+	waitFor(t, nil, "the condition of accounting_test.go:114", func() bool { return m.e.Stats().LastError != nil })
 }
 
 func (m *model) wait(t *testing.T, cond func(st Stats) bool) {
 	t.Helper()
-	waitFor(t, func() bool { return cond(m.e.Stats()) })
+	waitFor(t, nil, "the condition of accounting_test.go:119", func() bool { return cond(m.e.Stats()) })
 }
 
 // checkModel checks the invariants every case shares.
@@ -203,7 +203,7 @@ func unreachableCases() []modelCase {
 			if err := m.agent.Restart(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { return m.ids() == modelSpans })
+			waitFor(t, nil, "the condition of accounting_test.go:206", func() bool { return m.ids() == modelSpans })
 			m.stop(t)
 		}, expect(modelSpans, 0, 0, 0)},
 	}
@@ -274,7 +274,7 @@ func TestAccountingModelOTLP(t *testing.T) {
 			})
 			m.exporter(t)
 			m.export(0, modelSpans)
-			waitFor(t, func() bool { return m.ids() == modelSpans })
+			waitFor(t, nil, "the condition of accounting_test.go:277", func() bool { return m.ids() == modelSpans })
 			m.stop(t)
 			if err := m.e.Stats().LastError; err != nil {
 				t.Errorf("LastError %v after every call succeeded", err)
@@ -311,7 +311,7 @@ func TestAccountingModelOTLP(t *testing.T) {
 			setHold(func(int) bool { return true })
 			m.exporter(t, WithMaxConcurrentExports(64))
 			m.export(0, 2*modelSpans)
-			waitFor(t, func() bool { return m.ids() == 2*modelSpans })
+			waitFor(t, nil, "the condition of accounting_test.go:314", func() bool { return m.ids() == 2*modelSpans })
 			m.stopCut(t)
 		}, expect(2*modelSpans, 2*modelSpans, 0, 0)},
 		// The first call stalls until the export timeout ends it after its
@@ -334,7 +334,7 @@ func TestAccountingModelOTLP(t *testing.T) {
 			setHold(func(int) bool { return true })
 			m.exporter(t, WithMaxConcurrentExports(64))
 			m.export(0, 10)
-			waitFor(t, func() bool { return m.ids() == 10 })
+			waitFor(t, nil, "the condition of accounting_test.go:337", func() bool { return m.ids() == 10 })
 			m.agent.Stop()
 			m.wait(t, func(st Stats) bool { return st.SendFailures >= 2 })
 			m.stop(t)
@@ -343,7 +343,7 @@ func TestAccountingModelOTLP(t *testing.T) {
 			setHold(func(int) bool { return true })
 			m.exporter(t, WithMaxConcurrentExports(64))
 			m.export(0, 10)
-			waitFor(t, func() bool { return m.ids() == 10 })
+			waitFor(t, nil, "the condition of accounting_test.go:346", func() bool { return m.ids() == 10 })
 			m.agent.Stop()
 			m.wait(t, func(st Stats) bool { return st.SendFailures >= 1 })
 			setHold(nil)
@@ -390,7 +390,7 @@ func TestAccountingModelOpenCensus(t *testing.T) {
 			{"refused-" + code.String(), func(t *testing.T, m *model) {
 				m.exporter(t)
 				m.export(0, modelSpans)
-				waitFor(t, func() bool { return status.Code(m.e.Stats().LastError) == code })
+				waitFor(t, nil, "the condition of accounting_test.go:393", func() bool { return status.Code(m.e.Stats().LastError) == code })
 				m.stop(t)
 			}, func(st Stats, ids int64) error {
 				if ids != 0 || st.SpansExported != st.SpansInDoubt {
@@ -416,7 +416,7 @@ func TestAccountingModelOpenCensus(t *testing.T) {
 		{"killed-mid-stream", func(t *testing.T, m *model) {
 			m.exporter(t)
 			m.export(0, 10)
-			waitFor(t, func() bool { return m.ids() == 10 })
+			waitFor(t, nil, "the condition of accounting_test.go:419", func() bool { return m.ids() == 10 })
 			m.agent.Stop()
 			m.lastErrorSet(t)
 			m.export(10, modelSpans)
@@ -431,14 +431,14 @@ func TestAccountingModelOpenCensus(t *testing.T) {
 		{"killed-mid-stream-then-back", func(t *testing.T, m *model) {
 			m.exporter(t)
 			m.export(0, 10)
-			waitFor(t, func() bool { return m.ids() == 10 })
+			waitFor(t, nil, "the condition of accounting_test.go:434", func() bool { return m.ids() == 10 })
 			m.agent.Stop()
 			m.lastErrorSet(t)
 			m.export(10, modelSpans)
 			if err := m.agent.Restart(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { return m.ids() == modelSpans })
+			waitFor(t, nil, "the condition of accounting_test.go:441", func() bool { return m.ids() == modelSpans })
 			m.stop(t)
 		}, expect(modelSpans, 0, 0, 0)},
 	})

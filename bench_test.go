@@ -78,9 +78,7 @@ func exportAll(tb testing.TB, e *Exporter, sd *trace.SpanData, n, already int) {
 	for i := 0; i < n; i++ {
 		e.ExportSpan(sd)
 	}
-	if err := e.Stop(); err != nil {
-		tb.Fatal(err)
-	}
+	stopAll(tb, e)
 	st := e.Stats()
 	if st.SpansExported != uint64(n+already) {
 		tb.Fatalf("exported %d of %d spans: %+v", st.SpansExported, n, st)
@@ -119,12 +117,14 @@ func TestEndToEndAllocsPerSpan(t *testing.T) {
 		e.ExportSpan(sd)
 	}
 	e.Flush()
+	exported(t, e, steady)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := 0; i < n; i++ {
 		e.ExportSpan(sd)
 	}
 	e.Flush()
+	exported(t, e, steady+n)
 	runtime.ReadMemStats(&after)
 	st := e.Stats()
 	if st.SpansExported != steady+n {

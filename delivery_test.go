@@ -1,6 +1,7 @@
 package ocagent
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -32,16 +33,31 @@ func sizedSpan(i, pad int) *trace.SpanData {
 // (testspans.Typical: about 500 bytes).
 const typicalPad = 430
 
-// paced exports spans ids [from, to) at rate spans/s.
-func paced(e *Exporter, from, to int, rate float64, pad int) {
+// paced exports spans ids [from, to) at rate spans/s, as a service does,
+// except that it holds back while the span ring is three quarters full.
+// An outage then holds at most that many spans by count, whatever the
+// machine's speed: a busy machine drains and reconnects later than the rate
+// assumes, and "the outage fits the ring" must not be a timing (issue 21).
+// It returns how long it was held back (logged; none on an idle machine).
+func paced(e *Exporter, from, to int, rate float64, pad int) (held time.Duration) {
+	r := e.spans.Ring()
+	limit := r.Cap() * 3 / 4
 	start := time.Now()
 	for i := from; i < to; {
 		target := from + int(rate*time.Since(start).Seconds())
 		for ; i < to && i < target; i++ {
+			if r.Len() >= limit {
+				t0 := time.Now()
+				for r.Len() >= limit {
+					time.Sleep(time.Millisecond)
+				}
+				held += time.Since(t0)
+			}
 			e.ExportSpan(sizedSpan(i, pad))
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return held
 }
 
 // TestEveryIDOnceAtBatchBoundaries: batches cut by the byte budget (64 KiB
@@ -66,9 +82,12 @@ func TestEveryIDOnceAtBatchBoundaries(t *testing.T) {
 			for i := range n {
 				e.ExportSpan(sizedSpan(i, c.pad))
 			}
-			if err := e.Stop(); err != nil {
-				t.Fatal(err)
-			}
+			waitFor(t, e, fmt.Sprintf("all %d span ids at the agent", n), func() bool {
+				e.Flush()
+				u, _ := a.SpanIDs()
+				return u >= int64(n)
+			})
+			stopAll(t, e)
 			unique, dups := a.SpanIDs()
 			st := e.Stats()
 			if unique != int64(n) || dups != 0 {
@@ -87,8 +106,11 @@ func TestEveryIDOnceAtBatchBoundaries(t *testing.T) {
 // 20,000 spans/s in all, while the agent is killed abruptly (listener and connections closed:
 // dials are refused), stays down 100-300 ms and comes back on the same
 // address, ten times, restarts less than 1.5 s apart. An outage holds at
-// most 6,000 spans, less than the 8,192-slot ring, so nothing may be lost
-// or dropped. With downtimes up to 500 ms and a 16,384-slot ring, the same.
+// most 6,000 spans at that rate, less than the 8,192-slot ring, so nothing
+// may be lost or dropped. With downtimes up to 500 ms and a 16,384-slot
+// ring, the same. (On a busy machine the producers hold back at three
+// quarters of the ring, see paced: the fit is a count, not a timing; how
+// long they were held back is logged.)
 func TestDeliveryAcrossAbruptRestarts(t *testing.T) {
 	for _, c := range []struct {
 		name          string
@@ -133,31 +155,30 @@ func TestDeliveryAcrossAbruptRestarts(t *testing.T) {
 				})
 			}()
 			var wg sync.WaitGroup
+			var held [2]time.Duration
 			for p := range 2 {
 				wg.Add(1)
-				go func() { defer wg.Done(); paced(e, p*n/2, (p+1)*n/2, rate/2, typicalPad) }()
+				go func() { defer wg.Done(); held[p] = paced(e, p*n/2, (p+1)*n/2, rate/2, typicalPad) }()
 			}
 			wg.Wait()
 			close(stop)
 			<-done
-			waitFor(t, func() bool {
+			waitFor(t, e, fmt.Sprintf("each of the %d spans at the agent or dropped", n), func() bool {
 				e.Flush()
 				u, _ := a.SpanIDs()
 				st := e.Stats()
 				return u+int64(st.SpansDroppedFull) >= int64(n)
 			})
-			if err := e.Stop(); err != nil {
-				t.Fatal(err)
-			}
+			stopAll(t, e)
 			st := e.Stats()
 			unique, dups := a.SpanIDs()
 			var maxLag time.Duration
 			for _, l := range lags {
 				maxLag = max(maxLag, l)
 			}
-			t.Logf("%d spans at %.0f/s, %d restarts (down %v): delivered %d, lost %d, dropped %d, duplicates %d (%.1f%%; resent %d), reconnects %d; first span after each return %v (max %v)",
+			t.Logf("%d spans at %.0f/s, %d restarts (down %v): delivered %d, lost %d, dropped %d, duplicates %d (%.1f%%; resent %d), reconnects %d; first span after each return %v (max %v); producers held back %v",
 				n, rate, len(lags), downs, unique, int64(n)-unique-int64(st.SpansDroppedFull), st.SpansDroppedFull, dups,
-				100*float64(dups)/float64(n), st.SpansResent, st.Reconnects, lags, maxLag)
+				100*float64(dups)/float64(n), st.SpansResent, st.Reconnects, lags, maxLag, held)
 			if st.SpansDroppedFull != 0 || st.SpansDroppedAtStop != 0 {
 				t.Errorf("dropped %d (ring full), %d at stop: the outages fit the ring", st.SpansDroppedFull, st.SpansDroppedAtStop)
 			}
@@ -175,29 +196,39 @@ func TestDeliveryAcrossAbruptRestarts(t *testing.T) {
 }
 
 // TestShortReconnectionPeriod: with WithReconnectionPeriod(20ms), an agent
-// stopped and restarted on the same address has the exporter connected 80 ms
-// after it is back, every round: a Flush then hands the spans over at once.
+// stopped for 50 ms and restarted on the same address has the exporter
+// reconnect, every round, and then gets the round's spans. How soon is
+// logged, not asserted (a busy machine delays any reconnection); that the
+// period caps the delay between attempts is TestBackoffCappedByPeriod
+// (internal/transport), which reads no clock.
 func TestShortReconnectionPeriod(t *testing.T) {
 	a := startAgent(t, mockagent.WithDiscard(), mockagent.WithSpanIDCounts())
 	e := newExporter(t, a, WithReconnectionPeriod(20*time.Millisecond))
 	const rounds, per = 5, 20
+	var lags []time.Duration
 	for r := range rounds {
 		a.Stop()
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the outage
 		if err := a.Restart(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(80 * time.Millisecond)
-		before := e.Stats().SpansExported
+		back := time.Now()
+		waitFor(t, e, fmt.Sprintf("round %d: the exporter reconnected", r), func() bool { return e.Stats().Reconnects >= uint64(r+1) })
+		lags = append(lags, time.Since(back))
 		for i := range per {
 			e.ExportSpan(idSpan(r*per + i))
 		}
-		e.Flush()
-		if got := e.Stats().SpansExported - before; got != per {
-			t.Errorf("round %d: Flush 80 ms after the agent's return handed over %d of %d spans (last error %v)", r, got, per, e.Stats().LastError)
-		}
+		waitFor(t, e, fmt.Sprintf("round %d: its %d spans at the agent", r, per), func() bool {
+			e.Flush()
+			u, _ := a.SpanIDs()
+			return u >= int64((r+1)*per)
+		})
 	}
-	waitFor(t, func() bool { u, _ := a.SpanIDs(); return u >= rounds*per })
+	stopAll(t, e)
+	if u, dups := a.SpanIDs(); u != rounds*per {
+		t.Errorf("agent has %d distinct spans (%d duplicates), want %d", u, dups, rounds*per)
+	}
+	t.Logf("reconnected after the agent's return in %v (reconnects %d)", lags, e.Stats().Reconnects)
 }
 
 // TestCarriedSpanCounted: a span carried over by the byte budget is queued,
@@ -226,9 +257,12 @@ func TestCarriedSpanCounted(t *testing.T) {
 			t.Fatalf("after %d spans: exported %d + queued %d + dropped %d = %d", id, st.SpansExported, st.SpansQueued, st.SpansDroppedFull, got)
 		}
 	}
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, e, fmt.Sprintf("all %d span ids at the agent", id), func() bool {
+		e.Flush()
+		u, _ := a.SpanIDs()
+		return u >= int64(id)
+	})
+	stopAll(t, e)
 	st := e.Stats()
 	if unique, dups := a.SpanIDs(); unique != int64(id) || dups != 0 || st.SpansDroppedAtStop != 0 {
 		t.Fatalf("%d spans: agent has %d distinct, %d duplicates; at stop %d", id, unique, dups, st.SpansDroppedAtStop)
@@ -283,9 +317,14 @@ func TestSendLimitBelowBatch(t *testing.T) {
 		e.ExportSpan(sizedSpan(i, 500))
 	}
 	e.Flush()
+	// The refused batch's fate first, so that the next span cannot join it.
+	waitFor(t, e, "the batch over the send limit dropped", func() bool { return e.Stats().SpansDroppedOversize >= 20 })
 	e.ExportSpan(sizedSpan(100, 500))
-	e.Flush()
-	waitFor(t, func() bool { u, _ := a.SpanIDs(); return u >= 1 })
+	waitFor(t, e, "the span under the send limit at the agent", func() bool {
+		e.Flush()
+		u, _ := a.SpanIDs()
+		return u >= 1
+	})
 	st := e.Stats()
 	if st.SpansDroppedOversize != 20 || st.SpansExported != 1 {
 		t.Fatalf("stats %+v", st)

@@ -37,10 +37,11 @@ func Example() {
 	}
 	span.End()
 
-	if err := exp.Stop(); err != nil { // sends what is queued
+	exp.Flush() // sends what is queued
+	if err := agent.WaitSpans(11, time.Minute); err != nil {
 		log.Fatal(err)
 	}
-	if err := agent.WaitSpans(11, 10*time.Second); err != nil {
+	if err := exp.Stop(); err != nil {
 		log.Fatal(err)
 	}
 	st := exp.Stats()

@@ -19,8 +19,6 @@ import (
 	"github.com/zerocensus/ocagent/internal/mockagent"
 )
 
-const wait = 10 * time.Second
-
 func startAgent(t *testing.T, opts ...mockagent.Option) *mockagent.Agent {
 	t.Helper()
 	a, err := mockagent.Start(opts...)
@@ -129,9 +127,7 @@ func TestStartStopSemantics(t *testing.T) {
 		t.Errorf("second Start = %v", err)
 	}
 	e.ExportSpan(span(2))
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	stopAll(t, e)
 	if err := a.WaitSpans(1, wait); err != nil {
 		t.Fatal("Stop must send what was queued: ", err)
 	}
@@ -293,7 +289,7 @@ func TestReconnectAfterAgentRestart(t *testing.T) {
 	// The exporter sees the stream end and reconnects by itself, sending the
 	// Node before any span. (A batch handed to gRPC in the instant between
 	// the agent's death and that moment would be lost: see docs/reliability.md.)
-	waitFor(t, func() bool { return e.Stats().Reconnects >= 1 })
+	waitFor(t, e, "a reconnection", func() bool { return e.Stats().Reconnects >= 1 })
 	if err := a.WaitTraceMessages(1, wait); err != nil {
 		t.Fatal(err)
 	}
@@ -459,17 +455,5 @@ func TestExportTraceServiceRequestWhileDown(t *testing.T) {
 	err = e.ExportTraceServiceRequest(&upagenttracepb.ExportTraceServiceRequest{Spans: []*uptracepb.Span{{}}})
 	if err == nil || !strings.Contains(err.Error(), "no active connection, last connection error") {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after wait.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in time")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

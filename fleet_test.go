@@ -229,7 +229,7 @@ func TestFlushConfirmsAcrossRestarts(t *testing.T) {
 		_ = round
 	}
 	e.Flush()
-	waitFor(t, func() bool { u, _ := a.SpanIDs(); return u == int64(next) })
+	waitFor(t, nil, "the condition of fleet_test.go:232", func() bool { u, _ := a.SpanIDs(); return u == int64(next) })
 	if u, d := a.SpanIDs(); u != int64(next) || d != 0 {
 		t.Fatalf("%d distinct of %d, %d duplicates; stats %+v", u, next, d, e.Stats())
 	}
@@ -280,7 +280,7 @@ func TestOpenCensusFleetKillAndScaleUp(t *testing.T) {
 	r.UpdateState(fleetState(agents[0].Addr(), agents[2].Addr(), fourth.Addr()))
 	// Each Flush ends the stream and the next goes to the next agent: the
 	// fourth's turn comes within a few.
-	waitFor(t, func() bool { round(); u, _ := fourth.SpanIDs(); return u > 0 })
+	waitFor(t, nil, "the condition of fleet_test.go:283", func() bool { round(); u, _ := fourth.SpanIDs(); return u > 0 })
 	stopWithin(t, e)
 	seen := map[[8]byte]uint32{}
 	for _, a := range agents {

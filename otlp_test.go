@@ -70,6 +70,7 @@ func TestOTLPSpansArrive(t *testing.T) {
 		e.ExportSpan(sd())
 	}
 	e.Flush()
+	waitFor(t, e, "3 spans acknowledged", func() bool { return e.Stats().SpansExported >= 3 })
 	if st := e.Stats(); st.SpansExported != 3 || st.Batches != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -117,6 +118,7 @@ func TestOTLPViewsArrive(t *testing.T) {
 		e.ExportView(testspans.View(agg, 10, true))
 	}
 	e.Flush()
+	waitFor(t, e, "4 views acknowledged", func() bool { return e.Stats().ViewsExported >= 4 })
 	if st := e.Stats(); st.ViewsExported != 4 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -162,12 +164,19 @@ func TestOTLPRefusals(t *testing.T) {
 			e.ExportSpan(idSpan(batch*5 + i))
 		}
 		e.Flush()
+		// Each request's outcome before the next is sent: the answers go
+		// by the request's number.
+		waitFor(t, e, fmt.Sprintf("the outcome of request %d", batch+1), func() bool {
+			st := e.Stats()
+			return st.SpansExported+st.SpansRejected >= uint64(5*(batch+1))
+		})
 		if batch == 0 && e.Stats().LastError == nil {
 			t.Error("a partial success leaves its message in LastError")
 		}
 	}
 	e.ExportView(testspans.View("count", 10, false))
 	e.Flush()
+	waitFor(t, e, "the view's outcome", func() bool { st := e.Stats(); return st.ViewsExported+st.ViewsRejected >= 1 })
 	st := e.Stats()
 	if st.SpansExported != 8 || st.SpansRejected != 7 || st.SendFailures != 1 || st.SpansResent != 5 {
 		t.Errorf("spans: %+v", st)
@@ -210,9 +219,7 @@ func TestOTLPEnvironment(t *testing.T) {
 	}
 	e.ExportSpan(idSpan(1))
 	e.ExportView(testspans.View("count", 1, false))
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	stopAll(t, e)
 	var traceHeaders, metricHeaders []string
 	for _, r := range a.Requests() {
 		if r.Method == otlpagent.TraceMethod {
@@ -257,6 +264,7 @@ func TestOTLPEnvironment(t *testing.T) {
 // over OTLP: 20,000 spans/s, the agent killed abruptly 10 times and back
 // after 100-300 ms: nothing lost or dropped, and duplicates only from calls
 // whose answer the kill cut (at most the calls in flight at each break).
+// (The producers hold back at three quarters of the ring: see paced.)
 func TestOTLPDeliveryAcrossAbruptRestarts(t *testing.T) {
 	n, restarts, rate := 300_000, 10, 20_000.0
 	if raceEnabled || testing.Short() {
@@ -278,25 +286,24 @@ func TestOTLPDeliveryAcrossAbruptRestarts(t *testing.T) {
 		downs = redeploy(t, a, restarts, 300*time.Millisecond, stop, nil)
 	}()
 	var wg sync.WaitGroup
+	var held [2]time.Duration
 	for p := range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); paced(e, p*n/2, (p+1)*n/2, rate/2, typicalPad) }()
+		go func() { defer wg.Done(); held[p] = paced(e, p*n/2, (p+1)*n/2, rate/2, typicalPad) }()
 	}
 	wg.Wait()
 	close(stop)
 	<-done
-	waitFor(t, func() bool {
+	waitFor(t, e, fmt.Sprintf("each of the %d spans at the agent or dropped", n), func() bool {
 		e.Flush()
 		u, _ := a.SpanIDs()
 		return u+int64(e.Stats().SpansDroppedFull) >= int64(n)
 	})
-	if err := e.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	stopAll(t, e)
 	st := e.Stats()
 	unique, dups := a.SpanIDs()
-	t.Logf("OTLP: %d spans at %.0f/s, %d restarts (down %v): delivered %d, dropped %d, duplicates %d (%.2f%%; resent %d), send failures %d",
-		n, rate, len(downs), downs, unique, st.SpansDroppedFull, dups, 100*float64(dups)/float64(n), st.SpansResent, st.SendFailures)
+	t.Logf("OTLP: %d spans at %.0f/s, %d restarts (down %v): delivered %d, dropped %d, duplicates %d (%.2f%%; resent %d), send failures %d; producers held back %v",
+		n, rate, len(downs), downs, unique, st.SpansDroppedFull, dups, 100*float64(dups)/float64(n), st.SpansResent, st.SendFailures, held)
 	if st.SpansDroppedFull != 0 || unique != int64(n) {
 		t.Errorf("lost %d, dropped %d", int64(n)-unique, st.SpansDroppedFull)
 	}
@@ -331,6 +338,7 @@ func TestOTLPEndToEndAllocsPerSpan(t *testing.T) {
 		e.ExportSpan(sd)
 	}
 	e.Flush()
+	exported(t, e, steady)
 	calls0 := e.Stats().Batches
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -338,6 +346,7 @@ func TestOTLPEndToEndAllocsPerSpan(t *testing.T) {
 		e.ExportSpan(sd)
 	}
 	e.Flush()
+	exported(t, e, steady+n)
 	runtime.ReadMemStats(&after)
 	st := e.Stats()
 	if st.SpansExported != steady+n {
@@ -396,9 +405,7 @@ func BenchmarkOTLPInFlight(b *testing.B) {
 				for range spans {
 					e.ExportSpan(sd)
 				}
-				if err := e.Stop(); err != nil {
-					b.Fatal(err)
-				}
+				stopAll(b, e)
 				if st := e.Stats(); st.SpansExported != spans {
 					b.Fatalf("%+v", st)
 				}

@@ -63,7 +63,7 @@ func TestCallerBuiltRequestsSplit(t *testing.T) {
 		if err := e.ExportMetricsServiceRequest(rawMetric(20_000)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool {
+		waitFor(t, nil, "the condition of raw_test.go:66", func() bool {
 			u, _ := a.SpanIDs()
 			return u == 2999 && countSeries(a.Metrics()) >= 20_000
 		})

@@ -60,7 +60,7 @@ func TestUnreachableCollectorStats(t *testing.T) {
 		for i := range 10 {
 			e.ExportSpan(idSpan(i))
 		}
-		waitFor(t, func() bool { return e.Stats().LastError != nil })
+		waitFor(t, nil, "the condition of validate_test.go:63", func() bool { return e.Stats().LastError != nil })
 		if err := e.Stop(); err != nil {
 			t.Fatal(err)
 		}

@@ -67,7 +67,7 @@ func TestBigViewsArriveWhole(t *testing.T) {
 			e.ExportView(bigView(c.agg, c.rows))
 			seen := map[string]int{}
 			msgs := 0
-			waitFor(t, func() bool {
+			waitFor(t, nil, "the condition of views_split_test.go:70", func() bool {
 				ms := a.Metrics()
 				for _, m := range ms[msgs:] {
 					if m.GetMetricDescriptor().GetName() != "split/"+c.agg {
@@ -90,7 +90,7 @@ func TestBigViewsArriveWhole(t *testing.T) {
 			e.ExportView(bigView(c.agg, c.rows))
 			seen := map[string]int{}
 			reqs, parts := 0, 0
-			waitFor(t, func() bool {
+			waitFor(t, nil, "the condition of views_split_test.go:93", func() bool {
 				rs := a.Requests()
 				for _, r := range rs[reqs:] {
 					if r.Method != otlpagent.MetricsMethod {
@@ -186,7 +186,7 @@ func TestViewSplitDeliveryModel(t *testing.T) {
 				}
 				e.Flush()
 				msgs := 0
-				waitFor(t, func() bool {
+				waitFor(t, nil, "the condition of views_split_test.go:189", func() bool {
 					ms := a.Metrics()
 					for _, m := range ms[msgs:] {
 						for _, ts := range m.Timeseries {

@@ -36,7 +36,7 @@ func TestViewsEndToEnd(t *testing.T) {
 		stats.Record(ctx, lat.M(v))
 	}
 	var dist *upmetricspb.Metric
-	waitFor(t, func() bool {
+	waitFor(t, e, "the distribution of 3 measurements at the agent", func() bool {
 		for _, m := range a.Metrics() {
 			if m.GetMetricDescriptor().GetName() == "app/e2e/latency_dist" && len(m.Timeseries) == 1 &&
 				m.Timeseries[0].Points[0].GetDistributionValue().GetCount() == 3 {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	agent "github.com/zerocensus/ocagent/internal/countagent"
+	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
 func otlpTrace(perScope ...int) *colltracepb.ExportTraceServiceRequest {
@@ -41,7 +42,7 @@ func TestCountAgentOTLP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Cap)
 	defer cancel()
 
 	if _, err := colltracepb.NewTraceServiceClient(cc).Export(ctx, otlpTrace(3, 0, 5)); err != nil {

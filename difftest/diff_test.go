@@ -36,9 +36,11 @@ import (
 	"github.com/zerocensus/ocagent"
 	"github.com/zerocensus/ocagent/internal/mockagent"
 	"github.com/zerocensus/ocagent/internal/testspans"
+	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
-const wait = 10 * time.Second
+// wait bounds the agents' Wait* calls: testwait.Cap, a hang guard.
+const wait = testwait.Cap
 
 // Upstream v0.7.0's fixed caps on time events per span (ours defaults to the
 // same).

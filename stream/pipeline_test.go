@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/zerocensus/ocagent/pool"
+	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
 // idEncoder encodes an item as its id, 4 bytes little-endian, padded to
@@ -107,12 +108,28 @@ func (f *fakeTransport) SendRaw(buf mem.Buffer, items int) error {
 // complete finishes every call in flight.
 func (f *fakeTransport) complete() {
 	f.mu.Lock()
+	f.completeLocked()
+	f.mu.Unlock()
+	f.signal()
+}
+
+func (f *fakeTransport) completeLocked() {
 	for _, c := range f.inFlight {
 		f.record(c.buf.ReadOnlyData())
 		f.c.Exported(c.items, c.buf.Len())
 		c.buf.Free()
 	}
 	f.inFlight = f.inFlight[:0]
+}
+
+// setMaxCalls finishes every call in flight and sets the limit on calls in
+// flight, under one lock: a send between the two, with the limit lifted,
+// would record its ids before those of the calls still in flight (the
+// scheduler does send in between on a busy machine).
+func (f *fakeTransport) setMaxCalls(n int) {
+	f.mu.Lock()
+	f.completeLocked()
+	f.maxCalls = n
 	f.mu.Unlock()
 	f.signal()
 }
@@ -186,9 +203,10 @@ func (tp *testPipe) stop() {
 	tp.Wait()
 }
 
+// flush flushes and waits for the outcome (testwait.Cap: a hang guard).
 func (tp *testPipe) flush(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Cap)
 	defer cancel()
 	if err := tp.Flush(ctx).Wait(ctx); err != nil {
 		t.Fatal(err)
@@ -288,15 +306,11 @@ func TestDownTransportKeepsItemsAndCountsThemAtStop(t *testing.T) {
 	}
 }
 
-// until polls cond (no timing is asserted: the deadline only turns a hang
-// into a failure).
+// until polls cond (no timing is asserted: testwait's cap only turns a hang
+// into a failure, which shows the pipeline's stats).
 func until(t *testing.T, tp *testPipe, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s (stats %+v)", what, tp.Stats())
-		}
-	}
+	testwait.For(t, what, cond, func() any { return tp.Stats() })
 }
 
 // TestConvertWakesSendOnlyFullBatches: producers wake the scheduler to
@@ -337,10 +351,7 @@ func TestConvertWakesSendOnlyFullBatches(t *testing.T) {
 	until(t, tp, "the next batch converted while busy", func() bool { return held() == 8 && tp.ring.Len() == 0 })
 	tp.fake.complete()
 	until(t, tp, "the converted batch sent", func() bool { return tp.fake.Pending() == 8 })
-	tp.fake.mu.Lock()
-	tp.fake.maxCalls = 0
-	tp.fake.mu.Unlock()
-	tp.fake.complete()
+	tp.fake.setMaxCalls(0)
 	for i := 24; i < 27; i++ {
 		tp.Export(uint32(i))
 	}
@@ -401,10 +412,7 @@ func TestPipelineModel(t *testing.T) {
 				tp.fake.mu.Unlock()
 				tp.sched.Notify()
 			case 3:
-				tp.fake.mu.Lock()
-				tp.fake.maxCalls = rnd.IntN(3)
-				tp.fake.mu.Unlock()
-				tp.fake.complete()
+				tp.fake.setMaxCalls(rnd.IntN(3))
 			case 4:
 				tp.fake.complete()
 			case 5:
@@ -423,9 +431,9 @@ func TestPipelineModel(t *testing.T) {
 			}
 		}
 		tp.fake.mu.Lock()
-		tp.fake.down, tp.fake.maxCalls = false, 0
+		tp.fake.down = false
 		tp.fake.mu.Unlock()
-		tp.fake.complete()
+		tp.fake.setMaxCalls(0)
 		tp.flush(t)
 		// The push at each multiple of a batch's worth sends everything
 		// queued, without a flush or the delay (an hour here), however the
@@ -464,15 +472,10 @@ func TestPipelineModel(t *testing.T) {
 
 func waitCounts(t *testing.T, tp *testPipe, want uint32) {
 	t.Helper()
-	for range 1000 {
+	until(t, tp, fmt.Sprintf("exported + queued + dropped = %d", want), func() bool {
 		st := tp.Stats()
-		if st.Exported+uint64(st.Queued)+st.DroppedFull == uint64(want) {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	st := tp.Stats()
-	t.Fatalf("exported %d + queued %d + dropped %d != %d", st.Exported, st.Queued, st.DroppedFull, want)
+		return st.Exported+uint64(st.Queued)+st.DroppedFull == uint64(want)
+	})
 }
 
 // TestSmallBatchAllocs: a low-traffic exporter sends one small batch at a

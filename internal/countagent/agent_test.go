@@ -3,7 +3,6 @@ package countagent
 import (
 	"context"
 	"testing"
-	"time"
 
 	commonpb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/common/v1"
 	agentmetricspb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/metrics/v1"
@@ -14,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
 func ocTrace(n int) *agenttracepb.ExportTraceServiceRequest {
@@ -54,7 +55,7 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Cap)
 	defer cancel()
 
 	st, err := agenttracepb.NewTraceServiceClient(cc).Export(ctx)
@@ -66,7 +67,7 @@ func TestServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := s.Wait(OCTrace, 305, 5*time.Second)
+	c, err := s.Wait(OCTrace, 305, testwait.Cap)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
-const wait = 10 * time.Second
+// wait bounds the Wait* calls and the clients' contexts: a hang guard.
+const wait = testwait.Cap
 
 func start(t *testing.T, opts ...Option) *Agent {
 	t.Helper()
@@ -511,10 +514,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 			a.Stop()
 			cc.Close()
 
-			deadline := time.Now().Add(wait)
-			for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
+			testwait.Until(func() bool { return runtime.NumGoroutine() <= base })
 			if n := runtime.NumGoroutine(); n > base {
 				buf := make([]byte, 1<<20)
 				t.Fatalf("%d goroutines left, %d before Start:\n%s", n, base, buf[:runtime.Stack(buf, true)])

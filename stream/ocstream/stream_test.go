@@ -3,6 +3,7 @@ package ocstream
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/zerocensus/ocagent/internal/rawcodec"
 	"github.com/zerocensus/ocagent/pool"
 	"github.com/zerocensus/ocagent/stream"
+	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
 // seen is one message the agent took off a stream; dropped when the agent
@@ -100,13 +102,7 @@ func (a *scriptAgent) killStream() {
 // send what the model expects (seed names the sequence).
 func (a *scriptAgent) next(t *testing.T, seed int) seen {
 	t.Helper()
-	select {
-	case s := <-a.seen:
-		return s
-	case <-time.After(20 * time.Second): // a hang, not a timing assertion
-		t.Fatalf("seed %d: the agent saw no message where the model expects one", seed)
-		return seen{}
-	}
+	return testwait.Receive(t, a.seen, fmt.Sprintf("seed %d: the message the model expects at the agent", seed))
 }
 
 // streamModel is the trivial reference of the replay: frames in the order
@@ -213,7 +209,7 @@ func TestStreamModel(t *testing.T) {
 	for seed := range seeds {
 		r := rand.New(rand.NewPCG(uint64(seed), 7))
 		ctx, cancel := context.WithCancel(context.Background())
-		conn, err := stream.Dial(ctx, a.addr, time.Hour, 10*time.Second, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := stream.Dial(ctx, a.addr, time.Hour, testwait.StopTimeout, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +306,7 @@ func TestStreamModel(t *testing.T) {
 			m.broken()
 			connect()
 		}
-		closeCtx, closeCancel := context.WithTimeout(context.Background(), 20*time.Second)
+		closeCtx, closeCancel := context.WithTimeout(context.Background(), testwait.StopTimeout)
 		s.Close(closeCtx)
 		closeCancel()
 		snap := c.Snapshot()
