@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/zerocensus/ocagent/pool"
 	"github.com/zerocensus/ocagent/internal/testwait"
+	"github.com/zerocensus/ocagent/pool"
 )
 
 // idEncoder encodes an item as its id, 4 bytes little-endian, padded to

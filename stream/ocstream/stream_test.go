@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/zerocensus/ocagent/internal/rawcodec"
+	"github.com/zerocensus/ocagent/internal/testwait"
 	"github.com/zerocensus/ocagent/pool"
 	"github.com/zerocensus/ocagent/stream"
-	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
 // seen is one message the agent took off a stream; dropped when the agent

@@ -20,9 +20,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/zerocensus/ocagent/internal/rawcodec"
+	"github.com/zerocensus/ocagent/internal/testwait"
 	"github.com/zerocensus/ocagent/pool"
 	"github.com/zerocensus/ocagent/stream"
-	"github.com/zerocensus/ocagent/internal/testwait"
 )
 
 // fakeAgent answers each Export call with what answer says for the n-th
