@@ -186,3 +186,27 @@ func TestCompressionAllocsPerSpan(t *testing.T) {
 		}
 	}
 }
+
+// TestCompressionPartialSuccessReply: a server answers in the request's
+// encoding when it has it (grpc-go does); the exporter reads a compressed
+// partial success with its own decompressor, gRPC's registry having no say.
+func TestCompressionPartialSuccessReply(t *testing.T) {
+	for _, name := range compress.Names {
+		t.Run(name, func(t *testing.T) {
+			a := startOTLPAgent(t, otlpagent.WithAnswer(func(method string, n int) (int, error) {
+				if method == otlpagent.TraceMethod {
+					return 2, nil
+				}
+				return 0, nil
+			}))
+			e := newOTLPExporter(t, a, UseCompressor(name))
+			for i := range 5 {
+				e.ExportSpan(idSpan(i))
+			}
+			stopWithin(t, e)
+			if st := e.Stats(); st.SpansExported != 3 || st.SpansRejected != 2 || st.SendFailures != 0 {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}

@@ -84,7 +84,7 @@ const DefaultGzipLevel = 3
 
 // DefaultZstdLevel is the zstd level of New(Zstd): the fastest, whose ratio
 // on span batches is already better than gzip's.
-const DefaultZstdLevel = zstd.SpeedFastest
+const DefaultZstdLevel = int(zstd.SpeedFastest)
 
 // ZstdWindow is the window of New(Zstd)'s encoders: what a decoder must
 // hold. 8 MiB at most is what RFC 9659 and OpenTelemetry's zstd proposal
@@ -122,7 +122,7 @@ func New(name string) (*Compressor, error) {
 	case Gzip:
 		return NewLevel(name, DefaultGzipLevel)
 	case Zstd:
-		return NewLevel(name, int(DefaultZstdLevel))
+		return NewLevel(name, DefaultZstdLevel)
 	case Snappy:
 		return NewLevel(name, 0)
 	}
