@@ -125,7 +125,8 @@ bench-baseline:
 profile:
 	./scripts/profile.sh
 
-## bench-compression: the exporter path (typical spans) with each
+## bench-compression: the exporter path (typical spans, and varied ones:
+## shape=churn) with each
 ## compression: none, gzip (this exporter's), grpc-gzip (gRPC's registered
 ## gzip, what UseCompressor("gzip") ran before), zstd and snappy for ours and
 ## ours-otlp; none and gzip for upstream and otel. BENCH_COUNT interleaved
@@ -139,7 +140,7 @@ bench-compression:
 	@mkdir -p $(RESULTS)
 	@BENCH_COMPRESSION=$(BENCH_COMPRESSION) bench/run.sh results/compression.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) 'Compression$$' >/dev/null
 	@for u in cpu-ns/span allocs/span compB/span; do echo; echo "== $$u"; \
-		$(BENCHSTAT) -row /impl -col /comp -filter ".unit:$$u" $(RESULTS)/compression.txt; done
+		$(BENCHSTAT) -row /shape,/impl -col /comp -filter ".unit:$$u" $(RESULTS)/compression.txt; done
 	@echo; echo "== results table (medians; ratios against the same implementation uncompressed, same run)"; echo
 	@cd scripts/benchgate && go run ./compressiontable ../../$(RESULTS)/compression.txt
 

@@ -2,8 +2,11 @@ package bench
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	upstream "contrib.go.opencensus.io/exporter/ocagent"
@@ -12,22 +15,54 @@ import (
 	"google.golang.org/grpc"
 
 	ours "github.com/zerocensus/ocagent"
+	"go.opencensus.io/trace"
+
 	agent "github.com/zerocensus/ocagent/internal/countagent"
+	"github.com/zerocensus/ocagent/internal/testspans"
 )
 
 // The compressions of BenchmarkCompression. "grpc-gzip" is ours with gRPC's
 // registered gzip (compress/gzip at its default level, what
 // UseCompressor("gzip") ran before issue 28), forced through the user's
 // default call options, which win over the exporter's own compressor.
-var compressionCases = []struct{ impl, comp string }{
-	{implOurs, "none"}, {implOurs, "gzip"}, {implOurs, "grpc-gzip"}, {implOurs, "zstd"}, {implOurs, "snappy"},
-	{implOursOTLP, "none"}, {implOursOTLP, "gzip"}, {implOursOTLP, "grpc-gzip"}, {implOursOTLP, "zstd"}, {implOursOTLP, "snappy"},
-	{implUpstream, "none"}, {implUpstream, "gzip"},
-	{implOTel, "none"}, {implOTel, "gzip"},
+//
+// shape=typical exports one pre-built typical span over and over (as
+// BenchmarkExporter does), which compresses far better than real traffic;
+// shape=churn cycles through 4096 varied spans of testspans.Churn (names,
+// ids, attributes and events differ from span to span), closer to what a
+// service sends. upstream and otel run the typical shape only.
+var compressionCases = []struct{ shape, impl, comp string }{
+	{"typical", implOurs, "none"}, {"typical", implOurs, "gzip"}, {"typical", implOurs, "grpc-gzip"}, {"typical", implOurs, "zstd"}, {"typical", implOurs, "snappy"},
+	{"typical", implOursOTLP, "none"}, {"typical", implOursOTLP, "gzip"}, {"typical", implOursOTLP, "grpc-gzip"}, {"typical", implOursOTLP, "zstd"}, {"typical", implOursOTLP, "snappy"},
+	{"typical", implUpstream, "none"}, {"typical", implUpstream, "gzip"},
+	{"typical", implOTel, "none"}, {"typical", implOTel, "gzip"},
+	{"churn", implOurs, "none"}, {"churn", implOurs, "gzip"}, {"churn", implOurs, "grpc-gzip"}, {"churn", implOurs, "zstd"}, {"churn", implOurs, "snappy"},
+	{"churn", implOursOTLP, "none"}, {"churn", implOursOTLP, "gzip"}, {"churn", implOursOTLP, "grpc-gzip"}, {"churn", implOursOTLP, "zstd"}, {"churn", implOursOTLP, "snappy"},
 }
 
-// BenchmarkCompression is BenchmarkExporter's typical shape with each
-// compression, for the exporter path only (GOMAXPROCS callers of
+// churnSpans are the varied spans of shape=churn, made once.
+var churnSpans = sync.OnceValue(func() []*trace.SpanData {
+	next := testspans.Churn(rand.New(rand.NewPCG(28, 28)))
+	sds := make([]*trace.SpanData, 4096)
+	for i := range sds {
+		sds[i] = next()
+	}
+	return sds
+})
+
+// sender returns the send of a pipeline: the one pre-built span of the
+// typical shape, or the next of churnSpans (any goroutine).
+func sender(b *testing.B, shapeName string, export func(*trace.SpanData)) func() {
+	if shapeName == "churn" {
+		sds := churnSpans()
+		var i atomic.Uint64
+		return func() { export(sds[i.Add(1)&uint64(len(sds)-1)]) }
+	}
+	sd := spanData(b, shapes[1])
+	return func() { export(sd) }
+}
+
+// BenchmarkCompression is BenchmarkExporter with each compression, for the exporter path only (GOMAXPROCS callers of
 // ExportSpan, or the batch span processor's OnEnd): cpu-ns/span,
 // allocs/span, wireB/span (message bytes, uncompressed) and compB/span
 // (bytes on the wire, compressed, with gRPC's 5-byte message headers).
@@ -42,14 +77,13 @@ func BenchmarkCompression(b *testing.B) {
 	if only == "all" {
 		only = ""
 	}
-	sh := shapes[1] // typical
 	for _, c := range compressionCases {
 		if only != "" && !strings.Contains(","+only+",", ","+c.comp+",") {
 			continue
 		}
-		b.Run("shape="+sh.name+"/comp="+c.comp+"/impl="+c.impl, func(b *testing.B) {
+		b.Run("shape="+c.shape+"/comp="+c.comp+"/impl="+c.impl, func(b *testing.B) {
 			announce(b)
-			p := compressedExporter(b, c.impl, c.comp, sh)
+			p := compressedExporter(b, c.impl, c.comp, c.shape)
 			defer p.stop()
 			warm(b, p, warmSpans)
 			measure(b, p, 1, "span", parallel(b, p))
@@ -57,7 +91,7 @@ func BenchmarkCompression(b *testing.B) {
 	}
 }
 
-func compressedExporter(b *testing.B, impl, comp string, sh shape) pipeline {
+func compressedExporter(b *testing.B, impl, comp, shapeName string) pipeline {
 	switch impl {
 	case implOurs, implOursOTLP:
 		var opts []ours.ExporterOption
@@ -73,10 +107,9 @@ func compressedExporter(b *testing.B, impl, comp string, sh shape) pipeline {
 			kind = agent.OTLPTrace
 			opts = append(opts, ours.WithProtocol(ours.ProtocolOTLP))
 		}
-		sd := spanData(b, sh)
 		e := newOurs(b, opts...)
 		return pipeline{kind: kind,
-			send:  func() { e.ExportSpan(sd) },
+			send:  sender(b, shapeName, e.ExportSpan),
 			flush: e.Flush,
 			stop:  func() { stopOrFail(b, "Stop", e.Stop()) }}
 	case implUpstream:
@@ -88,9 +121,8 @@ func compressedExporter(b *testing.B, impl, comp string, sh shape) pipeline {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sd := spanData(b, sh)
 		return pipeline{kind: agent.OCTrace,
-			send:  func() { e.ExportSpan(sd) },
+			send:  sender(b, shapeName, e.ExportSpan),
 			flush: e.Flush,
 			stop:  func() { stopOrFail(b, "Stop", e.Stop()) }}
 	case implOTel:
@@ -102,7 +134,7 @@ func compressedExporter(b *testing.B, impl, comp string, sh shape) pipeline {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ro := readOnlySpan(b, sh)
+		ro := readOnlySpan(b, shapes[1])
 		bsp := sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBlocking())
 		errs := otelErrors.Load()
 		return pipeline{kind: agent.OTLPTrace,

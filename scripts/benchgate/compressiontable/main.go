@@ -26,9 +26,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "compressiontable:", err)
 		os.Exit(1)
 	}
-	const sc = "Compression/shape=typical"
-	fmt.Println("| impl | compression | CPU ns/span | × uncompressed | allocs/span | message B/span | wire B/span | ratio |")
-	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Println("| shape | impl | compression | CPU ns/span | × uncompressed | allocs/span | message B/span | wire B/span | ratio |")
+	fmt.Println("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, shape := range []string{"typical", "churn"} {
+		sc := "Compression/shape=" + shape
+		table(s, shape, sc)
+	}
+}
+
+func table(s *results.Set, shape, sc string) {
 	for _, impl := range []string{"ours", "ours-otlp", "upstream", "otel"} {
 		none := sc + "/comp=none/impl=" + impl
 		for _, comp := range []string{"none", "gzip", "grpc-gzip", "zstd", "snappy"} {
@@ -52,7 +58,7 @@ func main() {
 			if allocs > 0 && allocs < 0.1 {
 				a = fmt.Sprintf("%.4f", allocs)
 			}
-			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", impl, comp, results.Duration(cpu), x, a,
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", shape, impl, comp, results.Duration(cpu), x, a,
 				results.Format(msg), results.Format(wire), ratio)
 		}
 	}
