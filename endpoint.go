@@ -72,9 +72,12 @@ func (ep *endpoint) dial(ctx context.Context, cfg config) (*stream.Conn, error) 
 // 1.x", still in v1.85): gRPC hands it each encoded message and sends
 // grpc-encoding with its Type, so the wire is the usual gzip, zstd or snappy.
 // The compressor writes into gRPC's buffer pool in one Write, from encoders
-// and buffers of its own free list: no allocation per message or span. A
-// compressor's own codec path is not possible: gRPC sets the compressed flag
-// and the grpc-encoding header only from its compressors, never from a codec.
+// and buffers of its own free list: it allocates nothing per message (gRPC's
+// compression path adds a few allocations per message of its own, none per
+// span). A server that answers in the request's encoding is read with the
+// matching grpc.WithDecompressor. Compressing in our own codec instead is
+// not possible: gRPC sets the compressed flag and grpc-encoding only from
+// its compressors, never from a codec.
 // UseCompressor with any other name goes through the registry as before
 // (and must be registered); a compressor set with the user's own dial
 // options (grpc.WithCompressor, or a default UseCompressor call option) wins

@@ -313,11 +313,23 @@ func (d decompressor) Do(r io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(zr)
+	b, err := io.ReadAll(io.LimitReader(zr, MaxDecompressed+1))
+	if err == nil && len(b) > MaxDecompressed {
+		err = errTooLarge
+	}
+	return b, err
 }
 
+// MaxDecompressed bounds what Decompressor's Do inflates one reply to (gRPC
+// checks its receive limit only after the whole message is inflated): a
+// reply is small (an OTLP partial success).
+const MaxDecompressed = 64 << 20
+
+var errTooLarge = fmt.Errorf("compress: decompressed message larger than %d bytes", MaxDecompressed)
+
 var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxWindow(8<<20))
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxWindow(8<<20),
+		zstd.WithDecoderMaxMemory(MaxDecompressed))
 })
 
 func newReader(name string, r io.Reader) (io.Reader, error) {
