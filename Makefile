@@ -163,4 +163,23 @@ bench-baseline:
 profile:
 	./scripts/profile.sh
 
-.PHONY: bench-gate bench-baseline bench-full bench-report profile
+## bench-compression: the exporter path (typical spans, and varied ones:
+## shape=churn) with each
+## compression: none, gzip (this exporter's), grpc-gzip (gRPC's registered
+## gzip, what UseCompressor("gzip") ran before), zstd and snappy for ours and
+## ours-otlp; none and gzip for upstream and otel. BENCH_COUNT interleaved
+## rounds of BENCH_SUITE_TIME each (about 4 minutes on 2 cores);
+## BENCH_COMPRESSION=none,gzip,... limits the compressions. Raw results in
+## bench/results/compression.txt; cpu-ns/span, allocs/span, wireB/span
+## (uncompressed message bytes) and compB/span (on the wire) per
+## implementation and compression, then the table of docs/compression.md.
+BENCH_COMPRESSION ?= all
+bench-compression:
+	@mkdir -p $(RESULTS)
+	@BENCH_COMPRESSION=$(BENCH_COMPRESSION) bench/run.sh results/compression.txt $(BENCH_COUNT) $(BENCH_SUITE_TIME) 'Compression$$' >/dev/null
+	@for u in cpu-ns/span allocs/span compB/span; do echo; echo "== $$u"; \
+		$(BENCHSTAT) -row /shape,/impl -col /comp -filter ".unit:$$u" $(RESULTS)/compression.txt; done
+	@echo; echo "== results table (medians; ratios against the same implementation uncompressed, same run)"; echo
+	@cd scripts/benchgate && go run ./compressiontable ../../$(RESULTS)/compression.txt
+
+.PHONY: bench-gate bench-baseline bench-full bench-report profile bench-compression

@@ -3,6 +3,7 @@ package ocagent
 import (
 	"context"
 	"maps"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/zerocensus/ocagent/stream"
+	"github.com/zerocensus/ocagent/stream/compress"
 	"github.com/zerocensus/ocagent/stream/otlpgrpc"
 )
 
@@ -45,11 +47,58 @@ func (ep *endpoint) dial(ctx context.Context, cfg config) (*stream.Conn, error) 
 		ctx = metadata.NewOutgoingContext(ctx, metadata.New(ep.headers))
 	}
 	var callOpts []grpc.CallOption
-	if ep.compressor != "" {
-		callOpts = append(callOpts, grpc.UseCompressor(ep.compressor))
+	switch c := ep.compressor; {
+	case compress.Known(c):
+		// Compression per connection, not through gRPC's registry: see
+		// compressorFor.
+		cp := compressorFor(c)
+		dialOpts = append([]grpc.DialOption{grpc.WithCompressor(cp), grpc.WithDecompressor(cp.Decompressor())}, dialOpts...)
+	case c != "":
+		callOpts = append(callOpts, grpc.UseCompressor(c))
 	}
 	return stream.Dial(ctx, ep.address, cfg.reconnectionPeriod, attemptTimeout, callOpts, dialOpts...)
 }
+
+// compressorFor returns the process's one compress.Compressor for name
+// (gzip, zstd or snappy), shared by every exporter so that its encoders are
+// pooled once.
+//
+// The design: gRPC's compressor registry (encoding.RegisterCompressor) is
+// global by name, and its "gzip" (google.golang.org/grpc/encoding/gzip) runs
+// compress/gzip at its default level, allocating per message; replacing it
+// would change every other gRPC client and server of the user's process. The
+// exporter instead gives its own connections a per-connection compressor
+// with grpc.WithCompressor (deprecated in grpc-go, "supported throughout
+// 1.x", still in v1.85): gRPC hands it each encoded message and sends
+// grpc-encoding with its Type, so the wire is the usual gzip, zstd or snappy.
+// The compressor writes into gRPC's buffer pool in one Write, from encoders
+// and buffers of its own free list: it allocates nothing per message (gRPC's
+// compression path adds a few allocations per message of its own, none per
+// span). A server that answers in the request's encoding is read with the
+// matching grpc.WithDecompressor. Compressing in our own codec instead is
+// not possible: gRPC sets the compressed flag and grpc-encoding only from
+// its compressors, never from a codec.
+// UseCompressor with any other name goes through the registry as before
+// (and must be registered); a compressor set with the user's own dial
+// options (grpc.WithCompressor, or a default UseCompressor call option) wins
+// over this one, as gRPC orders them.
+func compressorFor(name string) *compress.Compressor {
+	compressorsOnce.Do(func() {
+		for _, n := range compress.Names {
+			c, err := compress.New(n)
+			if err != nil {
+				panic(err)
+			}
+			compressors[n] = c
+		}
+	})
+	return compressors[name]
+}
+
+var (
+	compressorsOnce sync.Once
+	compressors     = map[string]*compress.Compressor{}
+)
 
 // Timing of connections: each attempt to open a stream waits at most
 // attemptTimeout for the channel; Start waits at most startConnectWait for

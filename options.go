@@ -41,8 +41,13 @@ func WithReconnectionPeriod(rp time.Duration) ExporterOption {
 	return optionFunc(func(c *config) { c.reconnectionPeriod = rp })
 }
 
-// UseCompressor sets the gRPC compressor of every stream, e.g. "gzip"
-// (import _ "google.golang.org/grpc/encoding/gzip" to register it).
+// UseCompressor sets the compression of every stream and call: "gzip",
+// "zstd" or "snappy" are the exporter's own (package stream/compress, given
+// to its connections alone: gRPC's registry is left as it is, nothing to
+// import); any other name must be registered with gRPC
+// (encoding.RegisterCompressor), else NewExporter fails. zstd and snappy are
+// an extension for OTLP (the OpenTelemetry specification names gzip and
+// none): the Collector's gRPC receivers accept both.
 func UseCompressor(compressorName string) ExporterOption {
 	return optionFunc(func(c *config) { c.compressor = compressorName; c.mark("compressor") })
 }

@@ -14,7 +14,6 @@ import (
 	"go.opencensus.io/trace"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	_ "google.golang.org/grpc/encoding/gzip" // OTEL_EXPORTER_OTLP_COMPRESSION=gzip needs it registered
 	"google.golang.org/protobuf/proto"
 
 	"github.com/zerocensus/ocagent/fastconv"

@@ -11,13 +11,16 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/resolver"
+
+	"github.com/zerocensus/ocagent/stream/compress"
 )
 
 // validateEndpoints rejects, at NewExporter, what can never work on any
 // connection attempt, so that it is not found out span by span (each one
 // dropped at stop, the reason only in LastError):
 //
-//   - a compressor that is not registered (grpc refuses every call with
+//   - a compressor that is neither one of the exporter's own (gzip, zstd,
+//     snappy: see compressorFor) nor registered (grpc refuses every call with
 //     "Compressor is not installed for requested grpc-encoding"), whether
 //     from UseCompressor or OTEL_EXPORTER_OTLP_COMPRESSION;
 //   - an address that gRPC's DNS resolver can never parse ("invalid target
@@ -31,8 +34,8 @@ func validateEndpoints(eps [2]*endpoint, cfg config) error {
 		if i == 1 && ep.same(eps[0]) {
 			break
 		}
-		if c := ep.compressor; c != "" && c != encoding.Identity && encoding.GetCompressor(c) == nil {
-			errs = append(errs, fmt.Errorf("ocagent: compressor %q is not registered with gRPC (import its package, e.g. _ \"google.golang.org/grpc/encoding/gzip\")", c))
+		if c := ep.compressor; c != "" && c != encoding.Identity && !compress.Known(c) && encoding.GetCompressor(c) == nil {
+			errs = append(errs, fmt.Errorf("ocagent: compressor %q is neither gzip, zstd nor snappy, nor registered with gRPC (encoding.RegisterCompressor)", c))
 		}
 		if err := dialableTarget(ep.address, cfg); err != nil {
 			errs = append(errs, fmt.Errorf("ocagent: address %q can never be dialled: %w", ep.address, err))

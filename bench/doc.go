@@ -18,6 +18,11 @@
 //	BenchmarkFloor/...                  only encoding the same spans (views)
 //	                                    with MarshalToSizedBufferVT: the
 //	                                    physical limit of this design
+//	BenchmarkCompression/shape=S/comp=C/impl=I
+//	                                    BenchmarkExporter with compression C
+//	                                    (none, gzip, grpc-gzip, zstd, snappy);
+//	                                    only with BENCH_COMPRESSION set (make
+//	                                    bench-compression)
 //
 // The agents are real gRPC servers on 127.0.0.1 (internal/agent) that count
 // what they receive without decoding it. By default they run in a child

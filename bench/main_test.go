@@ -165,7 +165,9 @@ func warm(tb testing.TB, p pipeline, n int) {
 //	allocs/<unit>  every allocation in the benchmark process per unit
 //	               (allocs/op is rounded down to an integer)
 //	B/<unit>       bytes allocated per unit
-//	wireB/<unit>   message bytes the agent received per unit
+//	wireB/<unit>   message bytes the agent received per unit (uncompressed)
+//	compB/<unit>   bytes of those messages on the wire (compressed, if so,
+//	               with gRPC's 5-byte message headers)
 //	cpu-ns/<unit>  CPU time (user + system) of the benchmark process per
 //	               unit: the client's cost, without the agent's (a child
 //	               process) or the machine's idle waits
@@ -201,6 +203,7 @@ func measure(b *testing.B, p pipeline, per int, unit string, loop func()) {
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/"+unit)
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "B/"+unit)
 	b.ReportMetric(float64(c1.Bytes-c0.Bytes)/n, "wireB/"+unit)
+	b.ReportMetric(float64(c1.Wire-c0.Wire)/n, "compB/"+unit)
 	b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/n, "cpu-ns/"+unit)
 }
 

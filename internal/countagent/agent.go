@@ -16,6 +16,7 @@
 package countagent
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -27,8 +28,14 @@ import (
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // a client may compress
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/zerocensus/ocagent/stream/compress"
 )
+
+// A client may compress with zstd or snappy too (gzip stays gRPC's own).
+func init() { compress.RegisterDecompressors() }
 
 // Kind is the stream a count belongs to.
 type Kind int
@@ -83,10 +90,11 @@ type Counts struct {
 	Items    int64 // spans or metrics
 	Messages int64
 	Bytes    int64 // message bytes as received (after decompression)
+	Wire     int64 // message bytes as sent (compressed, if so), with gRPC's 5-byte message header
 }
 
 type counters struct {
-	items, messages, bytes atomic.Int64
+	items, messages, bytes, wire atomic.Int64
 }
 
 // Window is the agent's flow-control window: as large as the ones gRPC's BDP
@@ -219,7 +227,7 @@ func Start() (*Server, error) {
 	s := &Server{lis: lis}
 	s.srv = grpc.NewServer(grpc.ForceServerCodecV2(codec{}),
 		grpc.InitialWindowSize(Window), grpc.InitialConnWindowSize(Window),
-		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize), grpc.StatsHandler(wireCounter{s}),
 		grpc.UnknownServiceHandler(s.handle))
 	go func() { _ = s.srv.Serve(lis) }()
 	return s, nil
@@ -247,13 +255,36 @@ func (s *Server) handle(_ any, st grpc.ServerStream) error {
 	}
 }
 
+// wireCounter adds up each received message's wire length (stats.InPayload),
+// which the codec cannot see after decompression. It counts before the
+// handler counts the message's items, so a waiter that sees the items sees
+// their wire bytes.
+type wireCounter struct{ s *Server }
+
+type kindKey struct{}
+
+func (w wireCounter) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	k, _ := kindOf(info.FullMethodName)
+	return context.WithValue(ctx, kindKey{}, k)
+}
+
+func (w wireCounter) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if in, ok := s.(*stats.InPayload); ok {
+		k, _ := ctx.Value(kindKey{}).(Kind)
+		w.s.c[k].wire.Add(int64(in.WireLength))
+	}
+}
+
+func (wireCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (wireCounter) HandleConn(context.Context, stats.ConnStats)                       {}
+
 // Addr is the "127.0.0.1:port" the agent listens on.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // Counts returns k's counters.
 func (s *Server) Counts(k Kind) Counts {
 	c := &s.c[k]
-	return Counts{Items: c.items.Load(), Messages: c.messages.Load(), Bytes: c.bytes.Load()}
+	return Counts{Items: c.items.Load(), Messages: c.messages.Load(), Bytes: c.bytes.Load(), Wire: c.wire.Load()}
 }
 
 // Wait returns k's counters once at least items items have arrived, or an

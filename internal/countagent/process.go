@@ -37,7 +37,7 @@ const ChildEnv = "ZEROCENSUS_BENCH_AGENT"
 //
 // The requests, one a line:
 //
-//	w <kind> <items> <timeout-ms>  -> "ok|timeout <items> <messages> <bytes>"
+//	w <kind> <items> <timeout-ms>  -> "ok|timeout <items> <messages> <bytes> <wire>"
 func ServeIfChild() {
 	if os.Getenv(ChildEnv) != "1" {
 		return
@@ -67,7 +67,7 @@ func ServeIfChild() {
 		if err != nil {
 			status = "timeout"
 		}
-		fmt.Println(status, c.Items, c.Messages, c.Bytes)
+		fmt.Println(status, c.Items, c.Messages, c.Bytes, c.Wire)
 	}
 	s.Stop()
 	os.Exit(0)
@@ -127,7 +127,7 @@ func (p *Process) Wait(k Kind, items int64, timeout time.Duration) (Counts, erro
 	}
 	var status string
 	var c Counts
-	if _, err := fmt.Sscan(line, &status, &c.Items, &c.Messages, &c.Bytes); err != nil {
+	if _, err := fmt.Sscan(line, &status, &c.Items, &c.Messages, &c.Bytes, &c.Wire); err != nil {
 		return Counts{}, fmt.Errorf("agent process: %q: %w", line, err)
 	}
 	if status != "ok" {

@@ -32,7 +32,12 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/zerocensus/ocagent/stream/compress"
 )
+
+// The exporter may compress with zstd or snappy too (gzip stays gRPC's own).
+func init() { compress.RegisterDecompressors() }
 
 // Full gRPC method names, used to attribute wire bytes to a service.
 const (

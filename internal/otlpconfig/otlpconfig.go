@@ -47,7 +47,7 @@ type Config struct {
 	Insecure    bool
 	InsecureSet bool
 	Headers     map[string]string // nil when unset
-	Compression string            // "gzip", or "" for none
+	Compression string            // "gzip", "zstd", "snappy", or "" for none
 	CompSet     bool
 	Timeout     time.Duration
 	TimeoutSet  bool
@@ -96,12 +96,15 @@ func Load(getenv func(string) string, s Signal) (Config, error) {
 		}
 	}
 	if v, name := get("COMPRESSION"); v != "" {
-		switch strings.ToLower(v) {
-		case "gzip":
-			c.Compression = "gzip"
+		// The specification names gzip and none; zstd and snappy are
+		// accepted as an extension (the Collector's gRPC receivers read
+		// both).
+		switch lv := strings.ToLower(v); lv {
+		case "gzip", "zstd", "snappy":
+			c.Compression = lv
 		case "none":
 		default:
-			return c, fmt.Errorf("%s=%q: want gzip or none", name, v)
+			return c, fmt.Errorf("%s=%q: want gzip, zstd, snappy or none", name, v)
 		}
 		c.CompSet = true
 	}

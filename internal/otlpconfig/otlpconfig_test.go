@@ -62,7 +62,7 @@ func TestMalformed(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_INSECURE":         "yes please",
 		"OTEL_EXPORTER_OTLP_HEADERS":          "novalue",
 		"OTEL_EXPORTER_OTLP_TRACES_HEADERS":   "=v",
-		"OTEL_EXPORTER_OTLP_COMPRESSION":      "zstd",
+		"OTEL_EXPORTER_OTLP_COMPRESSION":      "lz4",
 		"OTEL_EXPORTER_OTLP_TIMEOUT":          "10s",
 		"OTEL_RESOURCE_ATTRIBUTES":            "a=%zz",
 	} {
