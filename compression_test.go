@@ -1,7 +1,6 @@
 package ocagent
 
 import (
-	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -17,17 +16,6 @@ import (
 	"github.com/zerocensus/ocagent/internal/testspans"
 	"github.com/zerocensus/ocagent/stream/compress"
 )
-
-// stopWithin is StopContext with a generous deadline: delivery is asserted
-// on what the agent received, never on how long it took.
-func stopWithin(t *testing.T, e *Exporter) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := e.StopContext(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestCompressionOpenCensus: with each of the exporter's compressors, spans
 // and views reach the OpenCensus test agent intact (decoded there with
@@ -46,7 +34,7 @@ func TestCompressionOpenCensus(t *testing.T) {
 			for _, agg := range testspans.Aggregations {
 				e.ExportView(testspans.View(agg, 10, true))
 			}
-			stopWithin(t, e)
+			stopAll(t, e)
 			if st := e.Stats(); st.SpansExported != n || st.ViewsExported != 4 || st.LastError != nil {
 				t.Fatalf("stats %+v", st)
 			}
@@ -99,7 +87,7 @@ func TestCompressionOTLP(t *testing.T) {
 				for _, agg := range testspans.Aggregations {
 					e.ExportView(testspans.View(agg, 10, true))
 				}
-				stopWithin(t, e)
+				stopAll(t, e)
 				if st := e.Stats(); st.SpansExported != n || st.ViewsExported != 4 || st.LastError != nil {
 					t.Fatalf("stats %+v", st)
 				}
@@ -157,7 +145,7 @@ func TestCompressionAllocsPerSpan(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer stopWithin(t, e)
+				defer stopAll(t, e)
 				for range steady {
 					e.ExportSpan(sd)
 				}
@@ -203,7 +191,7 @@ func TestCompressionPartialSuccessReply(t *testing.T) {
 			for i := range 5 {
 				e.ExportSpan(idSpan(i))
 			}
-			stopWithin(t, e)
+			stopAll(t, e)
 			if st := e.Stats(); st.SpansExported != 3 || st.SpansRejected != 2 || st.SendFailures != 0 {
 				t.Errorf("stats %+v", st)
 			}

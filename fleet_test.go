@@ -1,7 +1,6 @@
 package ocagent
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -69,7 +68,7 @@ func TestOTLPFleetRoundRobin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stopWithin(t, e)
+	defer stopAll(t, e)
 	const n = 30_000
 	next := 0
 	export := func(k int) {
@@ -144,7 +143,7 @@ func TestOpenCensusFleetRotation(t *testing.T) {
 		}
 		e.Flush()
 	}
-	stopWithin(t, e)
+	stopAll(t, e)
 	shares := make([]int, 3)
 	for i, a := range agents {
 		u, d := a.SpanIDs()
@@ -185,7 +184,7 @@ func TestOpenCensusRotationUnderLoad(t *testing.T) {
 	}
 	<-done
 	<-done
-	stopWithin(t, e)
+	stopAll(t, e)
 	total := 0
 	for i, a := range agents {
 		u, d := a.SpanIDs()
@@ -235,18 +234,6 @@ func TestFlushConfirmsAcrossRestarts(t *testing.T) {
 	}
 }
 
-// stopWithin stops e with a deadline long enough for a busy machine.
-func stopWithin(t *testing.T, e *Exporter) {
-	t.Helper()
-	ctx, cancel := contextWithMinute()
-	defer cancel()
-	_ = e.StopContext(ctx)
-}
-
-func contextWithMinute() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), time.Minute)
-}
-
 // TestOpenCensusFleetKillAndScaleUp: streams rotating over three agents; one
 // killed abruptly mid-run: nothing is lost (the replay resends what its
 // stream carried), duplicates only from that replay; a fourth agent added
@@ -281,7 +268,7 @@ func TestOpenCensusFleetKillAndScaleUp(t *testing.T) {
 	// Each Flush ends the stream and the next goes to the next agent: the
 	// fourth's turn comes within a few.
 	waitFor(t, nil, "the condition of fleet_test.go:283", func() bool { round(); u, _ := fourth.SpanIDs(); return u > 0 })
-	stopWithin(t, e)
+	stopAll(t, e)
 	seen := map[[8]byte]uint32{}
 	for _, a := range agents {
 		for k, c := range a.SpanIDSet() {
