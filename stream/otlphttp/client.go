@@ -14,10 +14,10 @@ package otlphttp
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 	"net"
 	"net/http"
