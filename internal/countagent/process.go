@@ -16,6 +16,9 @@ import (
 type Agent interface {
 	// Addr is the "127.0.0.1:port" to dial.
 	Addr() string
+	// HTTPAddr is the "127.0.0.1:port" of its OTLP/HTTP listener (the same
+	// counters as OTLP/gRPC).
+	HTTPAddr() string
 	// Wait returns k's counters once at least items items have arrived
 	// (Wait(k, 0, ...) returns the current counters at once), or an error
 	// after timeout.

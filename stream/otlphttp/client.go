@@ -136,7 +136,10 @@ func New(ctx context.Context, cfg Config, c *stream.Counters) *Client {
 		events: make(chan struct{}, 1), free: make(chan *worker, cfg.MaxInFlight)}
 	if u.client == nil {
 		u.own = NewHTTPTransport(cfg.TLS, cfg.MaxInFlight)
-		u.client = &http.Client{Transport: u.own}
+		// A redirect is an answer, never followed: net/http would follow a
+		// 301, 302 or 303 with a GET without the body, and count whatever
+		// that got as the agent's answer to the request.
+		u.client = &http.Client{Transport: u.own, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	u.header = make(http.Header, len(cfg.Headers)+3)
 	for k, v := range cfg.Headers {

@@ -293,9 +293,14 @@ func TestRetryableAnswersRetried(t *testing.T) {
 }
 
 func TestFinalAnswersNotRetried(t *testing.T) {
-	for _, code := range []int{400, 401, 403, 404, 413, 500, 501} {
+	for _, code := range []int{400, 401, 403, 404, 413, 500, 501, 302, 307} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			s := startScript(t, func(_ int64, _ []byte, w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != TracesPath {
+					ok(0, nil, w, r) // a followed redirect would be acknowledged here
+					return
+				}
+				w.Header().Set("Location", "/elsewhere")
 				fail(w, r, code, "refused: bad data")
 			})
 			r := newRig(t, s.srv.URL+TracesPath, Config{MaxInFlight: 1})
