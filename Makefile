@@ -72,7 +72,7 @@ check-generate:
 ## agents in the benchmark process (their allocations then count).
 BENCH_SUITE_TIME ?= 500ms
 BENCH_HOTPATH_TIME ?= 200ms
-BENCH_IMPLS := -col '/impl@(upstream ours ours-otlp otel)'
+BENCH_IMPLS := -col '/impl@(upstream ours ours-otlp otel ours-otlphttp otel-http)'
 bench:
 	@mkdir -p $(RESULTS)
 	@echo "== comparison suite: $(BENCH_COUNT) rounds x $(BENCH_SUITE_TIME) per benchmark; progress on stderr (» round, elapsed, scenario)"

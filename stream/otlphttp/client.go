@@ -73,13 +73,12 @@ var _ stream.Transport = (*Client)(nil)
 //
 // Ownership: Send hands the request's reference to a worker, which frees it
 // when the request is done (acknowledged, refused, or counted at Stop).
-// net/http reads the body from the buffer (or from the worker's gzip
-// buffer) and is done with it when the round trip returns: the body is a
-// reader the worker owns, and net/http closes a request body before
-// RoundTrip returns an error or the response (http.RoundTripper's contract
-// for the request body: "RoundTrip must always close the body, including on
-// errors", and the transport's write loop has ended by then for HTTP/1.1;
-// for HTTP/2 the worker waits for the body's Close).
+// net/http reads the body (the encoded bytes, or the worker's gzip buffer)
+// through a reader the worker owns; net/http closes a request body when it
+// is done with it, possibly after Do returned (http.Client.Do: "The
+// request Body ... will be closed by the underlying Transport, even on
+// errors"; the write loop may outlive an early answer), so each attempt
+// waits for that Close before the bytes are reused or freed.
 type Client struct {
 	ctx    context.Context
 	cfg    Config
