@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -389,5 +390,39 @@ func TestOTLPHTTPEndToEndAllocsPerSpan(t *testing.T) {
 		if perCall > 100 {
 			t.Errorf("%.1f allocs per request, want <= 100", perCall)
 		}
+	}
+}
+
+// TestOTLPHTTPUnreachable: an agent that refuses connections never had the
+// spans: LastError says why while they wait, and Stop counts them dropped
+// at stop, none exported or in doubt.
+func TestOTLPHTTPUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e, err := NewExporter(WithProtocol(ProtocolOTLPHTTP), WithInsecure(), WithAddress(addr), WithMaxBatchDelay(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		e.ExportSpan(idSpan(i))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for e.Stats().LastError == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no LastError for an unreachable agent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.StopContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st.SpansDroppedAtStop != 10 || st.SpansExported != 0 || st.SpansInDoubt != 0 || st.SpansResent != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
