@@ -87,8 +87,8 @@ check-generate:
 ## (CPU and allocations per span or row). The whole suite: make bench-full.
 BENCH_QUICK_COUNT ?= 5
 BENCH_QUICK_TIME ?= 300ms
-BENCH_QUICK := '(Exporter|EndToEnd)$$/^shape=typical$$' 'Views$$/./^rows=1000$$'
-BENCH_IMPLS := -col '/impl@(upstream ours ours-otlp otel)'
+BENCH_QUICK := '(Exporter|EndToEnd)$$/^shape=typical$$/^impl=(ours|ours-otlp|upstream|otel)$$' 'Views$$/./^rows=1000$$'
+BENCH_IMPLS := -col '/impl@(upstream ours ours-otlp otel ours-otlphttp otel-http)'
 bench:
 	@mkdir -p $(RESULTS)
 	@echo "== headline comparison: $(BENCH_QUICK_COUNT) rounds x $(BENCH_QUICK_TIME) per benchmark; progress on stderr"

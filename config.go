@@ -4,6 +4,7 @@ import (
 	commonpb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/common/v1"
 	resourcepb "github.com/census-instrumentation/opencensus-proto/gen-go/resource/v1"
 
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -59,6 +60,7 @@ type config struct {
 	confirmFlush bool
 
 	protocol      Protocol
+	tlsConfig     *tls.Config // WithTLSConfig
 	exportTimeout time.Duration
 	maxInFlight   int
 	// set records which options were given explicitly: they win over the
@@ -104,7 +106,7 @@ func newConfig(opts []ExporterOption) (config, error) {
 		return cfg, errors.Join(cfg.errs...)
 	}
 	if !cfg.set["maxBatch"] {
-		if cfg.protocol == ProtocolOTLP {
+		if cfg.protocol.otlp() {
 			cfg.maxBatch = DefaultMaxBatchSpansOTLP
 		}
 		// A default never makes a ring size invalid: it is capped at the

@@ -13,6 +13,9 @@ const (
 	DefaultAgentPort uint16 = 55678
 	DefaultAgentHost string = "localhost"
 	DefaultOTLPPort  uint16 = 4317
+	// DefaultOTLPHTTPPort with WithProtocol(ProtocolOTLPHTTP) (or
+	// OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf).
+	DefaultOTLPHTTPPort uint16 = 4318
 )
 
 // Defaults of the tuning options.
@@ -92,7 +95,14 @@ const (
 	// ProtocolOTLP is OTLP/gRPC, which every current OpenTelemetry Collector
 	// and most tracing backends take: unary Export calls, acknowledged.
 	ProtocolOTLP
+	// ProtocolOTLPHTTP is OTLP/HTTP with protobuf bodies (http/protobuf):
+	// the same requests as ProtocolOTLP, each one POST to /v1/traces or
+	// /v1/metrics, for networks that carry no gRPC (README: "OTLP/HTTP").
+	ProtocolOTLPHTTP
 )
+
+// otlp reports an OTLP protocol, gRPC or HTTP.
+func (p Protocol) otlp() bool { return p == ProtocolOTLP || p == ProtocolOTLPHTTP }
 
 func (p Protocol) String() string {
 	switch p {
@@ -100,6 +110,8 @@ func (p Protocol) String() string {
 		return "opencensus"
 	case ProtocolOTLP:
 		return "otlp"
+	case ProtocolOTLPHTTP:
+		return "otlp-http"
 	}
 	return fmt.Sprintf("Protocol(%d)", int(p))
 }

@@ -2,6 +2,7 @@ package ocagent
 
 import (
 	"context"
+	"crypto/tls"
 	"maps"
 	"sync"
 	"time"
@@ -24,11 +25,17 @@ type endpoint struct {
 	headers    map[string]string
 	compressor string
 	timeout    time.Duration // each OTLP call attempt
+
+	// OTLP/HTTP: the full URL of the signal's requests ("" for gRPC) and
+	// the client's TLS configuration for an https URL (nil: the system's
+	// roots).
+	url string
+	tls *tls.Config
 }
 
 func (ep *endpoint) same(o *endpoint) bool {
 	return ep.address == o.address && ep.creds == o.creds && ep.compressor == o.compressor &&
-		maps.Equal(ep.headers, o.headers)
+		maps.Equal(ep.headers, o.headers) && ep.url == o.url && ep.tls == o.tls
 }
 
 // dial makes the endpoint's connection; ctx ends it (Stop) and carries its
@@ -38,7 +45,7 @@ func (ep *endpoint) dial(ctx context.Context, cfg config) (*stream.Conn, error) 
 	if ep.creds != nil {
 		dialOpts = append(dialOpts, grpc.WithTransportCredentials(ep.creds))
 	}
-	if cfg.protocol == ProtocolOTLP {
+	if cfg.protocol.otlp() {
 		// OTLP calls learn from it whether their request was written.
 		dialOpts = append(dialOpts, otlpgrpc.DialOption())
 	}

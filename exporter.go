@@ -78,7 +78,7 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 		return nil, err
 	}
 	switch cfg.protocol {
-	case ProtocolOTLP:
+	case ProtocolOTLP, ProtocolOTLPHTTP:
 		e.proto, err = newOTLP(&e.build, os.Getenv)
 	default:
 		e.proto, err = newOpenCensus(&e.build)
@@ -107,34 +107,42 @@ func (e *Exporter) Start() error {
 		return errAlreadyStarted
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	// One connection per distinct endpoint: both signals share it unless
-	// OTLP's per-signal settings tell them apart.
-	spanConn, err := e.eps[0].dial(ctx, e.cfg)
+	// One gRPC connection per distinct endpoint: both signals share it
+	// unless OTLP's per-signal settings tell them apart. An OTLP/HTTP
+	// endpoint has none (its transport keeps its own connections).
+	var conns [2]*stream.Conn
+	var err error
+	for i, ep := range e.eps {
+		switch {
+		case ep.url != "":
+		case i == 1 && conns[0] != nil && ep.same(e.eps[0]):
+			conns[1] = conns[0]
+		default:
+			if conns[i], err = ep.dial(ctx, e.cfg); err == nil {
+				e.conns = append(e.conns, conns[i])
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	spanConn, viewConn := conns[0], conns[1]
 	if err == nil {
-		e.conns = append(e.conns, spanConn)
-		viewConn := spanConn
-		if !e.eps[1].same(e.eps[0]) {
-			if viewConn, err = e.eps[1].dial(ctx, e.cfg); err == nil {
-				e.conns = append(e.conns, viewConn)
-			}
+		e.cancel = cancel
+		e.state.Store(stateRunning)
+		ready := make(chan struct{}, 2)
+		e.spans.Start(ctx, e.proto.spanTransport(&e.build, ctx, spanConn, e.spans.Counters()), ready)
+		e.views.Start(ctx, e.proto.viewTransport(&e.build, ctx, viewConn, e.views.Counters()), ready)
+		if cs := e.proto.configStream(&e.build, spanConn); cs != nil {
+			e.config.Store(cs)
+			e.wg.Add(1)
+			go func() { defer e.wg.Done(); cs.Run() }()
 		}
-		if err == nil {
-			e.cancel = cancel
-			e.state.Store(stateRunning)
-			ready := make(chan struct{}, 2)
-			e.spans.Start(ctx, e.proto.spanTransport(&e.build, spanConn, e.spans.Counters()), ready)
-			e.views.Start(ctx, e.proto.viewTransport(&e.build, viewConn, e.views.Counters()), ready)
-			if cs := e.proto.configStream(&e.build, spanConn); cs != nil {
-				e.config.Store(cs)
-				e.wg.Add(1)
-				go func() { defer e.wg.Done(); cs.Run() }()
-			}
-			for _, c := range e.conns {
-				e.wg.Add(1)
-				go func() { defer e.wg.Done(); c.Watch() }()
-			}
-			return waitReady(ready)
+		for _, c := range e.conns {
+			e.wg.Add(1)
+			go func() { defer e.wg.Done(); c.Watch() }()
 		}
+		return waitReady(ready)
 	}
 	cancel()
 	for _, c := range e.conns {

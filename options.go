@@ -1,6 +1,7 @@
 package ocagent
 
 import (
+	"crypto/tls"
 	"time"
 
 	"go.opencensus.io/resource"
@@ -56,6 +57,22 @@ func UseCompressor(compressorName string) ExporterOption {
 // metrics (upstream sent it on the trace stream only).
 func WithHeaders(headers map[string]string) ExporterOption {
 	return optionFunc(func(c *config) { c.headers = headers; c.mark("headers") })
+}
+
+// WithTLSConfig secures the connection with TLS configured by tc: the
+// OTLP/HTTP client's configuration, or, for gRPC, credentials made from it
+// (WithTLSCredentials wins). With ProtocolOTLPHTTP it is the way to set the
+// roots, the client certificate or the server name (gRPC credentials cannot
+// secure an HTTP client). tc is not modified; do not modify it after.
+func WithTLSConfig(tc *tls.Config) ExporterOption {
+	return optionFunc(func(c *config) {
+		if tc == nil {
+			c.invalid("WithTLSConfig: nil *tls.Config")
+			return
+		}
+		c.tlsConfig = tc
+		c.mark("tls")
+	})
 }
 
 // WithTLSCredentials secures the connection with creds.
@@ -278,14 +295,17 @@ func WithFlushConfirmed() ExporterOption {
 }
 
 // WithProtocol selects the protocol: ProtocolOpenCensus (the default, as
-// upstream) or ProtocolOTLP, which sends the same spans and views as OTLP
+// upstream), ProtocolOTLP, which sends the same spans and views as OTLP
 // to an OpenTelemetry Collector or backend (default address
-// localhost:4317). In OTLP mode the OTEL_EXPORTER_OTLP_* and OTEL_SERVICE_NAME
-// / OTEL_RESOURCE_ATTRIBUTES environment variables are honoured, explicit
-// options winning (docs/otlp.md).
+// localhost:4317), or ProtocolOTLPHTTP, the same requests over OTLP/HTTP
+// (default address localhost:4318). In OTLP mode the OTEL_EXPORTER_OTLP_*
+// and OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES environment variables are
+// honoured, explicit options winning (docs/otlp.md); with ProtocolOTLP,
+// OTEL_EXPORTER_OTLP_PROTOCOL (and per signal) = http/protobuf selects
+// OTLP/HTTP for that signal.
 func WithProtocol(p Protocol) ExporterOption {
 	return optionFunc(func(c *config) {
-		if p != ProtocolOpenCensus && p != ProtocolOTLP {
+		if p != ProtocolOpenCensus && p != ProtocolOTLP && p != ProtocolOTLPHTTP {
 			c.invalid("unknown protocol %v", p)
 			return
 		}

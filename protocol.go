@@ -1,6 +1,8 @@
 package ocagent
 
 import (
+	"context"
+
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/proto"
@@ -19,8 +21,10 @@ type protocol interface {
 	endpoints(e *build) [2]*endpoint
 	spans(e *build) *signal[*trace.SpanData]
 	views(e *build) *signal[*view.Data]
-	spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport
-	viewTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport
+	// spanTransport and viewTransport make a signal's transport over conn,
+	// or, for an OTLP/HTTP endpoint (conn nil), its own until ctx ends.
+	spanTransport(e *build, ctx context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport
+	viewTransport(e *build, ctx context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport
 	// configStream is the trace Config stream, or nil.
 	configStream(e *build, conn *stream.Conn) *ocstream.ConfigStream
 	// encodeRaw encodes a caller-built OpenCensus request for the wire,

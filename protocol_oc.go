@@ -1,6 +1,7 @@
 package ocagent
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -89,12 +90,12 @@ func (p *openCensus) views(e *build) *signal[*view.Data] {
 	return newViewSignal(e, r, b, enc, cfg.viewPipeline(env))
 }
 
-func (p *openCensus) spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
+func (p *openCensus) spanTransport(e *build, _ context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {
 	return ocstream.New(conn, ocstream.Config{Method: traceExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush},
 		e.bufs, c)
 }
 
-func (p *openCensus) viewTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
+func (p *openCensus) viewTransport(e *build, _ context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {
 	return ocstream.New(conn, ocstream.Config{Method: metricsExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush},
 		e.bufs, c)
 }

@@ -1,12 +1,15 @@
 package ocagent
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 
 	agentmetricspb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/metrics/v1"
 	agenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
@@ -21,9 +24,11 @@ import (
 	"github.com/zerocensus/ocagent/stream"
 	"github.com/zerocensus/ocagent/stream/ocstream"
 	"github.com/zerocensus/ocagent/stream/otlpgrpc"
+	"github.com/zerocensus/ocagent/stream/otlphttp"
 )
 
-// otlp is the OTLP/gRPC protocol: unary, acknowledged Export calls of
+// otlp is the OTLP protocol, gRPC or HTTP per signal: unary, acknowledged
+// Export calls (or POSTs of the same bytes) of
 // requests of one resource (the OpenCensus Node and Resource, translated as
 // the Collector's OpenCensus receiver did, plus OTEL_RESOURCE_ATTRIBUTES) and
 // one empty instrumentation scope.
@@ -41,7 +46,7 @@ func newOTLP(e *build, getenv func(string) string) (*otlp, error) {
 			return nil, fmt.Errorf("ocagent: %w", err)
 		}
 		envs[i] = c
-		if p.eps[i], err = otlpEndpoint(e.cfg, c); err != nil {
+		if p.eps[i], err = otlpEndpoint(e.cfg, c, s); err != nil {
 			return nil, err
 		}
 	}
@@ -60,14 +65,8 @@ func newOTLP(e *build, getenv func(string) string) (*otlp, error) {
 
 // otlpEndpoint applies the precedence: an explicit option, then the
 // signal's variable, then the generic variable, then the default.
-func otlpEndpoint(cfg config, env otlpconfig.Config) (*endpoint, error) {
+func otlpEndpoint(cfg config, env otlpconfig.Config, s otlpconfig.Signal) (*endpoint, error) {
 	ep := &endpoint{address: cfg.address, headers: cfg.headers, compressor: cfg.compressor, timeout: cfg.exportTimeout}
-	if !cfg.set["address"] {
-		ep.address = net.JoinHostPort(DefaultAgentHost, strconv.Itoa(int(DefaultOTLPPort)))
-		if env.EndpointSet {
-			ep.address = env.Endpoint
-		}
-	}
 	if !cfg.set["headers"] && env.Headers != nil {
 		ep.headers = env.Headers
 	}
@@ -77,30 +76,106 @@ func otlpEndpoint(cfg config, env otlpconfig.Config) (*endpoint, error) {
 	if !cfg.set["timeout"] && env.TimeoutSet {
 		ep.timeout = env.Timeout
 	}
+	// ProtocolOTLPHTTP is explicit; ProtocolOTLP takes the variable's.
+	if cfg.protocol == ProtocolOTLPHTTP || env.Protocol == otlpconfig.HTTPProtobuf {
+		return otlpHTTPEndpoint(cfg, env, s, ep)
+	}
+	if !cfg.set["address"] {
+		ep.address = net.JoinHostPort(DefaultAgentHost, strconv.Itoa(int(DefaultOTLPPort)))
+		if env.EndpointSet {
+			ep.address = env.Endpoint
+		}
+	}
 	switch {
 	case cfg.creds != nil:
 		ep.creds = cfg.creds
 	case cfg.insecure:
 		ep.creds = insecure.NewCredentials()
+	case cfg.tlsConfig != nil:
+		ep.creds = credentials.NewTLS(cfg.tlsConfig)
 	case env.InsecureSet || env.EndpointSet:
 		if env.Insecure {
 			ep.creds = insecure.NewCredentials()
 			break
 		}
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if env.CertificateFile != "" {
-			pem, err := os.ReadFile(env.CertificateFile)
-			if err != nil {
-				return nil, fmt.Errorf("ocagent: OTEL_EXPORTER_OTLP_CERTIFICATE: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ocagent: OTEL_EXPORTER_OTLP_CERTIFICATE: no PEM certificate in %s", env.CertificateFile)
-			}
+		tc, err := envTLS(env)
+		if err != nil {
+			return nil, err
 		}
 		ep.creds = credentials.NewTLS(tc)
 	}
 	return ep, nil
+}
+
+// otlpHTTPEndpoint is an OTLP/HTTP endpoint: its URL (WithAddress's
+// host:port, or base URL, with the signal's path; else the signal's
+// variable as given; else the generic one with the path; else
+// localhost:4318) and its security: WithInsecure or an http URL
+// plaintext, otherwise TLS from WithTLSConfig or the certificate
+// variables, else the system's roots (as OpenTelemetry Go's otlptracehttp:
+// https unless told otherwise).
+func otlpHTTPEndpoint(cfg config, env otlpconfig.Config, s otlpconfig.Signal, ep *endpoint) (*endpoint, error) {
+	if cfg.creds != nil {
+		return nil, errors.New("ocagent: WithTLSCredentials cannot secure OTLP/HTTP: use WithTLSConfig")
+	}
+	if len(cfg.dialOptions) > 0 {
+		return nil, errors.New("ocagent: WithGRPCDialOption has no meaning for OTLP/HTTP")
+	}
+	plain := cfg.insecure || (!cfg.set["tls"] && env.InsecureSet && env.Insecure)
+	scheme := "https"
+	if plain {
+		scheme = "http"
+	}
+	switch {
+	case cfg.set["address"] && strings.Contains(cfg.address, "://"):
+		ep.url = otlpconfig.AppendPath(cfg.address, s)
+	case cfg.set["address"]:
+		ep.url = otlpconfig.AppendPath(scheme+"://"+cfg.address, s)
+	case env.EndpointSet:
+		ep.url = otlpconfig.HTTPURL(env, s)
+		if cfg.insecure {
+			ep.url = strings.Replace(ep.url, "https://", "http://", 1)
+		}
+	default:
+		ep.url = otlpconfig.AppendPath(scheme+"://"+net.JoinHostPort(DefaultAgentHost, strconv.Itoa(int(DefaultOTLPHTTPPort))), s)
+	}
+	ep.address = ep.url
+	if strings.HasPrefix(ep.url, "https://") {
+		ep.tls = cfg.tlsConfig
+		if ep.tls == nil {
+			tc, err := envTLS(env)
+			if err != nil {
+				return nil, err
+			}
+			ep.tls = tc
+		}
+	}
+	return ep, nil
+}
+
+// envTLS is the TLS configuration the certificate variables describe: the
+// CAs to trust (..._CERTIFICATE, else the system's) and the client's
+// certificate and key (..._CLIENT_CERTIFICATE, ..._CLIENT_KEY).
+func envTLS(env otlpconfig.Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if env.CertificateFile != "" {
+		pem, err := os.ReadFile(env.CertificateFile)
+		if err != nil {
+			return nil, fmt.Errorf("ocagent: OTEL_EXPORTER_OTLP_CERTIFICATE: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ocagent: OTEL_EXPORTER_OTLP_CERTIFICATE: no PEM certificate in %s", env.CertificateFile)
+		}
+	}
+	if env.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(env.ClientCertFile, env.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ocagent: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE / _CLIENT_KEY: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 func (p *otlp) endpoints(*build) [2]*endpoint { return p.eps }
@@ -121,14 +196,28 @@ func (p *otlp) views(e *build) *signal[*view.Data] {
 	return newViewSignal(e, r, b, enc, cfg.viewPipeline(p.env))
 }
 
-func (p *otlp) spanTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
+func (p *otlp) spanTransport(e *build, ctx context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {
+	if ep := p.eps[0]; ep.url != "" {
+		return otlphttp.New(ctx, p.httpConfig(e, ep, false), c)
+	}
 	return otlpgrpc.New(conn, otlpgrpc.Config{Method: otlpgrpc.TraceMethod, MaxInFlight: e.cfg.maxInFlight,
 		Timeout: p.eps[0].timeout}, c)
 }
 
-func (p *otlp) viewTransport(e *build, conn *stream.Conn, c *stream.Counters) stream.Transport {
+func (p *otlp) viewTransport(e *build, ctx context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {
+	if ep := p.eps[1]; ep.url != "" {
+		return otlphttp.New(ctx, p.httpConfig(e, ep, true), c)
+	}
 	return otlpgrpc.New(conn, otlpgrpc.Config{Method: otlpgrpc.MetricsMethod, MaxInFlight: e.cfg.maxInFlight,
 		Timeout: p.eps[1].timeout, Points: true}, c)
+}
+
+// httpConfig is an OTLP/HTTP transport's configuration: the same in-flight
+// limit, export timeout and backoff cap as OTLP/gRPC.
+func (p *otlp) httpConfig(e *build, ep *endpoint, points bool) otlphttp.Config {
+	return otlphttp.Config{URL: ep.url, Headers: ep.headers, Gzip: ep.compressor == "gzip",
+		MaxInFlight: e.cfg.maxInFlight, Timeout: ep.timeout, MaxBackoff: e.cfg.reconnectionPeriod,
+		Points: points, TLS: ep.tls}
 }
 
 // configStream: OTLP has no Config RPC.

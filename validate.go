@@ -34,6 +34,10 @@ func validateEndpoints(eps [2]*endpoint, cfg config) error {
 		if i == 1 && ep.same(eps[0]) {
 			break
 		}
+		if ep.url != "" {
+			errs = append(errs, validateHTTP(ep)...)
+			continue
+		}
 		if c := ep.compressor; c != "" && c != encoding.Identity && !compress.Known(c) && encoding.GetCompressor(c) == nil {
 			errs = append(errs, fmt.Errorf("ocagent: compressor %q is neither gzip, zstd nor snappy, nor registered with gRPC (encoding.RegisterCompressor)", c))
 		}
@@ -79,6 +83,27 @@ func dialableTarget(target string, cfg config) error {
 		return fmt.Errorf("invalid target address %v, error info: %v", host, err)
 	}
 	return nil
+}
+
+// validateHTTP checks an OTLP/HTTP endpoint: a URL net/http can send to,
+// and a compression it speaks (gzip or none).
+func validateHTTP(ep *endpoint) []error {
+	var errs []error
+	switch ep.compressor {
+	case "", "gzip", encoding.Identity, "none":
+	default:
+		errs = append(errs, fmt.Errorf("ocagent: compressor %q: OTLP/HTTP sends gzip or nothing", ep.compressor))
+	}
+	u, err := url.Parse(ep.url)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("ocagent: OTLP/HTTP URL %q: %w", ep.url, err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, fmt.Errorf("ocagent: OTLP/HTTP URL %q: want http or https", ep.url))
+	case u.Hostname() == "":
+		errs = append(errs, fmt.Errorf("ocagent: OTLP/HTTP URL %q: no host", ep.url))
+	}
+	return errs
 }
 
 func validIP(s string) bool {

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 
 	ours "github.com/zerocensus/ocagent"
 )
@@ -22,9 +23,15 @@ const (
 	implOursOTLP = "ours-otlp" // this module with WithProtocol(ProtocolOTLP), defaults + WithBlockWhenFull
 	implUpstream = "upstream"  // contrib.go.opencensus.io/exporter/ocagent v0.7.0, defaults (its bundler never drops while connected)
 	implOTel     = "otel"      // bridge + SDK + batch span processor (defaults + WithBlocking) + otlptracegrpc
+	// The OTLP/HTTP pair, in the span scenarios only.
+	implOursOTLPHTTP = "ours-otlphttp" // this module with WithProtocol(ProtocolOTLPHTTP), defaults + WithBlockWhenFull
+	implOTelHTTP     = "otel-http"     // bridge + SDK + batch span processor (defaults + WithBlocking) + otlptracehttp
 )
 
 var impls = []string{implOurs, implOursOTLP, implUpstream, implOTel}
+
+// spanImpls are the implementations of the span scenarios.
+var spanImpls = append(append([]string(nil), impls...), implOursOTLPHTTP, implOTelHTTP)
 
 // newOurs: the default batching (300 spans, 2 s); a full ring blocks the
 // caller instead of dropping (the default), so every span is measured all
@@ -52,6 +59,29 @@ func newOursOTLP(tb testing.TB) *ours.Exporter {
 		opts = append(opts, ours.WithMaxBatchSpans(n))
 	}
 	return newOurs(tb, opts...)
+}
+
+// newOursOTLPHTTP is newOursOTLP over OTLP/HTTP, to the agent's HTTP
+// listener.
+func newOursOTLPHTTP(tb testing.TB) *ours.Exporter {
+	tb.Helper()
+	e, err := ours.NewExporter(ours.WithProtocol(ours.ProtocolOTLPHTTP), ours.WithInsecure(),
+		ours.WithAddress(getAgent(tb).HTTPAddr()), ours.WithBlockWhenFull(time.Minute))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+// newOTLPTraceHTTP is the OpenTelemetry OTLP/HTTP trace exporter, defaults.
+func newOTLPTraceHTTP(tb testing.TB) *otlptrace.Exporter {
+	tb.Helper()
+	e, err := otlptracehttp.New(context.Background(),
+		otlptracehttp.WithInsecure(), otlptracehttp.WithEndpoint(getAgent(tb).HTTPAddr()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
 }
 
 // newUpstream: upstream's defaults (bundler of 300 spans or 2 s, unbounded,

@@ -7,6 +7,7 @@ import (
 	"go.opencensus.io/trace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	ours "github.com/zerocensus/ocagent"
 	agent "github.com/zerocensus/ocagent/internal/countagent"
 )
 
@@ -22,7 +23,7 @@ const warmSpans = 4096
 // throughput (conversion, encoding, gRPC), not the caller's latency alone.
 func BenchmarkExporter(b *testing.B) {
 	for _, sh := range shapes {
-		for _, impl := range impls {
+		for _, impl := range spanImpls {
 			b.Run("shape="+sh.name+"/impl="+impl, func(b *testing.B) {
 				announce(b)
 				p := exporterOnly(b, impl, sh)
@@ -36,12 +37,9 @@ func BenchmarkExporter(b *testing.B) {
 
 func exporterOnly(b *testing.B, impl string, sh shape) pipeline {
 	switch impl {
-	case implOurs, implOursOTLP:
+	case implOurs, implOursOTLP, implOursOTLPHTTP:
 		sd := spanData(b, sh)
-		e, kind := newOurs(b), agent.OCTrace
-		if impl == implOursOTLP {
-			e, kind = newOursOTLP(b), agent.OTLPTrace
-		}
+		e, kind := newOursImpl(b, impl)
 		return pipeline{kind: kind,
 			send:  func() { e.ExportSpan(sd) },
 			flush: e.Flush,
@@ -53,9 +51,13 @@ func exporterOnly(b *testing.B, impl string, sh shape) pipeline {
 			send:  func() { e.ExportSpan(sd) },
 			flush: e.Flush,
 			stop:  func() { stopOrFail(b, "Stop", e.Stop()) }}
-	case implOTel:
+	case implOTel, implOTelHTTP:
 		ro := readOnlySpan(b, sh)
-		bsp := sdktrace.NewBatchSpanProcessor(newOTLPTrace(b), sdktrace.WithBlocking())
+		exp := newOTLPTrace(b)
+		if impl == implOTelHTTP {
+			exp = newOTLPTraceHTTP(b)
+		}
+		bsp := sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBlocking())
 		errs := otelErrors.Load()
 		return pipeline{kind: agent.OTLPTrace,
 			send:  func() { bsp.OnEnd(ro) },
@@ -78,7 +80,7 @@ func exporterOnly(b *testing.B, impl string, sh shape) pipeline {
 // and the OTLP gRPC exporter.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, sh := range shapes {
-		for _, impl := range impls {
+		for _, impl := range spanImpls {
 			b.Run("shape="+sh.name+"/impl="+impl, func(b *testing.B) {
 				announce(b)
 				p := endToEnd(b, impl, sh)
@@ -94,11 +96,8 @@ func endToEnd(b *testing.B, impl string, sh shape) pipeline {
 	ctx := context.Background()
 	send := func() { sh.record(ctx) }
 	switch impl {
-	case implOurs, implOursOTLP:
-		e, kind := newOurs(b), agent.OCTrace
-		if impl == implOursOTLP {
-			e, kind = newOursOTLP(b), agent.OTLPTrace
-		}
+	case implOurs, implOursOTLP, implOursOTLPHTTP:
+		e, kind := newOursImpl(b, impl)
 		trace.RegisterExporter(e)
 		return pipeline{kind: kind, send: send, flush: e.Flush,
 			stop: func() {
@@ -113,9 +112,13 @@ func endToEnd(b *testing.B, impl string, sh shape) pipeline {
 				trace.UnregisterExporter(e)
 				stopOrFail(b, "Stop", e.Stop())
 			}}
-	case implOTel:
+	case implOTel, implOTelHTTP:
+		exp := newOTLPTrace(b)
+		if impl == implOTelHTTP {
+			exp = newOTLPTraceHTTP(b)
+		}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
-			sdktrace.WithBatcher(newOTLPTrace(b), sdktrace.WithBlocking()))
+			sdktrace.WithBatcher(exp, sdktrace.WithBlocking()))
 		restore := installBridge(tp)
 		errs := otelErrors.Load()
 		return pipeline{kind: agent.OTLPTrace, send: send,
@@ -128,4 +131,17 @@ func endToEnd(b *testing.B, impl string, sh shape) pipeline {
 	}
 	b.Fatalf("unknown implementation %q", impl)
 	return pipeline{}
+}
+
+// newOursImpl makes the exporter of one of our implementations (only that
+// one: an exporter made and replaced would keep running) and the agent
+// counter its spans arrive in.
+func newOursImpl(b *testing.B, impl string) (*ours.Exporter, agent.Kind) {
+	switch impl {
+	case implOursOTLP:
+		return newOursOTLP(b), agent.OTLPTrace
+	case implOursOTLPHTTP:
+		return newOursOTLPHTTP(b), agent.OTLPTrace
+	}
+	return newOurs(b), agent.OCTrace
 }

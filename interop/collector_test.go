@@ -123,6 +123,7 @@ type collector struct {
 	env      []string
 	overlays []string
 	addr     string
+	httpAddr string // the OTLP/HTTP receiver's, when OTLP_HTTP_ENDPOINT is in env
 	out      string // OTLP JSON output file
 	pid      int
 	cmd      *exec.Cmd
@@ -167,6 +168,11 @@ func startCollectorOf(t *testing.T, kind collectorKind, addr, out string, env []
 		t.Fatal(err)
 	}
 	c := &collector{t: t, kind: kind, env: env, overlays: overlays, addr: addr, out: out, pid: cmd.Process.Pid, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "OTLP_HTTP_ENDPOINT="); ok {
+			c.httpAddr = v
+		}
+	}
 	go func() {
 		c.waitErr = cmd.Wait()
 		logf.Close()
@@ -208,7 +214,14 @@ func (c *collector) waitReady(timeout time.Duration) {
 		conn, err := net.DialTimeout("tcp", c.addr, 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return
+			if c.httpAddr == "" {
+				return
+			}
+			// The HTTP receiver starts just after the gRPC one.
+			if conn, err = net.DialTimeout("tcp", c.httpAddr, 200*time.Millisecond); err == nil {
+				conn.Close()
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			c.dumpLog()
@@ -265,6 +278,10 @@ func (c *collector) checkListeners() {
 		c.t.Fatalf("collector pid %d: listening sockets: %v", c.pid, err)
 	}
 	want := []string{"tcp " + c.addr}
+	if c.httpAddr != "" {
+		want = append(want, "tcp "+c.httpAddr)
+		slices.Sort(want)
+	}
 	if !slices.Equal(got, want) {
 		c.t.Fatalf("collector pid %d listens on %q, want only %q", c.pid, got, want)
 	}

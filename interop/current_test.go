@@ -39,9 +39,9 @@ var differences = []string{
 	"no Node-only resourceSpans line (OTLP has no stream to open with a Node)",
 }
 
-func exporterFor(t *testing.T, addr string, proto ocagent.Protocol) *ocagent.Exporter {
+func exporterFor(t *testing.T, addr string, proto ocagent.Protocol, extra ...ocagent.ExporterOption) *ocagent.Exporter {
 	t.Helper()
-	exp, err := ocagent.NewExporter(
+	exp, err := ocagent.NewExporter(append([]ocagent.ExporterOption{
 		ocagent.WithProtocol(proto),
 		ocagent.WithInsecure(),
 		ocagent.WithAddress(addr),
@@ -50,7 +50,7 @@ func exporterFor(t *testing.T, addr string, proto ocagent.Protocol) *ocagent.Exp
 			return &resource.Resource{Type: "interop.test", Labels: map[string]string{"team": "zerocensus", "cloud.zone": "eu-west-1a"}}, nil
 		}),
 		ocagent.WithSpanConfig(ocagent.SpanConfig{AnnotationEventsPerSpan: 2}),
-	)
+	}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +97,16 @@ func sortAttrLists(v any) {
 
 // TestOTLPMatchesOpenCensusCollector sends the same spans and views through
 // the OpenCensus output to Collector v0.133.0 and through the OTLP output to
-// a current Collector, and compares what both wrote, field by field.
+// a current Collector, over gRPC and over HTTP (gzip, headers), and compares
+// what they wrote, field by field.
 func TestOTLPMatchesOpenCensusCollector(t *testing.T) {
 	t.Setenv("HOSTNAME", "interop-host")
 	dir := t.TempDir()
-	ocAddr, otlpAddr := freeAddr(t), freeAddr(t)
-	ocOut, otlpOut := filepath.Join(dir, "oc.jsonl"), filepath.Join(dir, "otlp.jsonl")
+	ocAddr, otlpAddr, otlpHTTPAddr, httpGRPCAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	ocOut, otlpOut, httpOut := filepath.Join(dir, "oc.jsonl"), filepath.Join(dir, "otlp.jsonl"), filepath.Join(dir, "otlphttp.jsonl")
 	startCollectorOf(t, ocCollector, ocAddr, ocOut, nil)
 	startCollectorOf(t, otlpCollector, otlpAddr, otlpOut, nil)
+	startCollectorOf(t, otlpCollector, httpGRPCAddr, httpOut, []string{"OTLP_HTTP_ENDPOINT=" + otlpHTTPAddr}, "otlp-http.yaml")
 	t.Logf("collectors built in %v (once per run)", buildTook.Round(time.Millisecond))
 
 	outs := map[string]*output{}
@@ -113,8 +115,14 @@ func TestOTLPMatchesOpenCensusCollector(t *testing.T) {
 		addr  string
 		proto ocagent.Protocol
 		out   string
-	}{{"opencensus", ocAddr, ocagent.ProtocolOpenCensus, ocOut}, {"otlp", otlpAddr, ocagent.ProtocolOTLP, otlpOut}} {
-		exp := exporterFor(t, c.addr, c.proto)
+		extra []ocagent.ExporterOption
+	}{
+		{"opencensus", ocAddr, ocagent.ProtocolOpenCensus, ocOut, nil},
+		{"otlp", otlpAddr, ocagent.ProtocolOTLP, otlpOut, nil},
+		{"otlp-http", otlpHTTPAddr, ocagent.ProtocolOTLPHTTP, httpOut, []ocagent.ExporterOption{
+			ocagent.UseCompressor("gzip"), ocagent.WithHeaders(map[string]string{"x-tenant": "interop"})}},
+	} {
+		exp := exporterFor(t, c.addr, c.proto, c.extra...)
 		for _, sd := range testSpans(t) {
 			exp.ExportSpan(sd)
 		}
@@ -129,7 +137,14 @@ func TestOTLPMatchesOpenCensusCollector(t *testing.T) {
 			t.Errorf("%s: stats %+v", c.name, st)
 		}
 	}
-	oc, otlp := outs["opencensus"], outs["otlp"]
+	for _, variant := range []string{"otlp", "otlp-http"} {
+		t.Run(variant, func(t *testing.T) { compareOutputs(t, outs["opencensus"], outs[variant]) })
+	}
+	t.Logf("identical but for the intended differences:\n- %s", strings.Join(differences, "\n- "))
+}
+
+// compareOutputs compares the OpenCensus path's output with an OTLP one's.
+func compareOutputs(t *testing.T, oc, otlp *output) {
 	if len(oc.nodeOnly) != 1 || len(otlp.nodeOnly) != 0 {
 		t.Errorf("Node-only lines: opencensus %d (want 1), otlp %d (want 0)", len(oc.nodeOnly), len(otlp.nodeOnly))
 	}
@@ -200,7 +215,6 @@ func TestOTLPMatchesOpenCensusCollector(t *testing.T) {
 		}
 		compare(t, "metric "+name, want, got)
 	}
-	t.Logf("identical but for the intended differences:\n- %s", strings.Join(differences, "\n- "))
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -213,15 +227,26 @@ func compare(t *testing.T, what string, want, got any) {
 	}
 }
 
-// TestCurrentCollectorKilled: the OTLP output to a current Collector killed
-// abruptly (SIGKILL) and restarted on the same port, several times in a
-// row, while spans flow: every span arrives, counted by id; duplicates come
-// only from calls whose answer a kill cut.
+// TestCurrentCollectorKilled: the OTLP output (gRPC, then HTTP) to a
+// current Collector killed abruptly (SIGKILL) and restarted on the same
+// port, several times in a row, while spans flow: every span arrives,
+// counted by id; duplicates come only from calls whose answer a kill cut.
 func TestCurrentCollectorKilled(t *testing.T) {
+	t.Run("grpc", func(t *testing.T) { collectorKilled(t, ocagent.ProtocolOTLP) })
+	t.Run("http", func(t *testing.T) { collectorKilled(t, ocagent.ProtocolOTLPHTTP) })
+}
+
+func collectorKilled(t *testing.T, proto ocagent.Protocol) {
 	addr := freeAddr(t)
 	dir := t.TempDir()
-	c := startCollectorOf(t, otlpCollector, addr, filepath.Join(dir, "out0.jsonl"), nil)
-	exp, err := ocagent.NewExporter(ocagent.WithProtocol(ocagent.ProtocolOTLP), ocagent.WithInsecure(), ocagent.WithAddress(addr),
+	var env, overlays []string
+	expAddr := addr
+	if proto == ocagent.ProtocolOTLPHTTP {
+		expAddr = freeAddr(t)
+		env, overlays = []string{"OTLP_HTTP_ENDPOINT=" + expAddr}, []string{"otlp-http.yaml"}
+	}
+	c := startCollectorOf(t, otlpCollector, addr, filepath.Join(dir, "out0.jsonl"), env, overlays...)
+	exp, err := ocagent.NewExporter(ocagent.WithProtocol(proto), ocagent.WithInsecure(), ocagent.WithAddress(expAddr),
 		ocagent.WithMaxBatchDelay(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +277,7 @@ func TestCurrentCollectorKilled(t *testing.T) {
 		<-c.exited
 		time.Sleep(100*time.Millisecond + rand.N(200*time.Millisecond))
 		out := filepath.Join(dir, fmt.Sprintf("out%d.jsonl", k+1))
-		c = startCollectorOf(t, otlpCollector, addr, out, nil)
+		c = startCollectorOf(t, otlpCollector, addr, out, env, overlays...)
 		outs = append(outs, out)
 	}
 	wg.Wait()

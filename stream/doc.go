@@ -11,8 +11,9 @@
 // protocol's Envelope (OpenCensusEnvelope, OTLPEnvelope) write the request
 // around the body in place, and hands the request to a Transport. The
 // transports are sub-packages that depend on this one and never the other
-// way: stream/ocstream (the OpenCensus agent's bidirectional Export stream)
-// and stream/otlpgrpc (OTLP/gRPC unary calls). What they share is here: the
+// way: stream/ocstream (the OpenCensus agent's bidirectional Export stream),
+// stream/otlpgrpc (OTLP/gRPC unary calls) and stream/otlphttp (OTLP/HTTP,
+// the same bytes POSTed on net/http). What they share is here: the
 // gRPC connection with its reconnection policy (Conn, Backoff), the codec
 // that hands pre-encoded bytes to gRPC (Codec, Frame) and the counters a
 // transport keeps (Counters, Snapshot).

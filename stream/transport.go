@@ -5,8 +5,9 @@ package stream
 // pre-encoded bytes to gRPC, and the counters a transport keeps.
 //
 // The transports themselves are one package per protocol: ocstream (the
-// OpenCensus bidirectional stream, without acknowledgements) and otlpgrpc
-// (OTLP unary calls, acknowledged). The pipeline's scheduler drives either
+// OpenCensus bidirectional stream, without acknowledgements), otlpgrpc
+// (OTLP unary calls, acknowledged) and otlphttp (OTLP/HTTP POSTs of the same
+// bytes, acknowledged; no Conn). The pipeline's scheduler drives either
 // through the Transport interface.
 
 import (

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -109,9 +110,11 @@ const MaxRecvMsgSize = 4 << 20
 
 // Server is the in-process agent.
 type Server struct {
-	srv *grpc.Server
-	lis net.Listener
-	c   [numKinds]counters
+	srv  *grpc.Server
+	lis  net.Listener
+	hsrv *http.Server // OTLP/HTTP, on its own port
+	hlis net.Listener
+	c    [numKinds]counters
 }
 
 // msg is the value the codec "decodes" into: it carries the stream's kind and
@@ -230,6 +233,10 @@ func Start() (*Server, error) {
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize), grpc.StatsHandler(wireCounter{s}),
 		grpc.UnknownServiceHandler(s.handle))
 	go func() { _ = s.srv.Serve(lis) }()
+	if err := s.startHTTP(); err != nil {
+		s.srv.Stop()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -306,4 +313,4 @@ func (s *Server) Wait(k Kind, items int64, timeout time.Duration) (Counts, error
 }
 
 // Stop closes every connection at once.
-func (s *Server) Stop() { s.srv.Stop() }
+func (s *Server) Stop() { s.srv.Stop(); _ = s.hsrv.Close() }

@@ -16,6 +16,9 @@ import (
 type Agent interface {
 	// Addr is the "127.0.0.1:port" to dial.
 	Addr() string
+	// HTTPAddr is the "127.0.0.1:port" of its OTLP/HTTP listener (the same
+	// counters as OTLP/gRPC).
+	HTTPAddr() string
 	// Wait returns k's counters once at least items items have arrived
 	// (Wait(k, 0, ...) returns the current counters at once), or an error
 	// after timeout.
@@ -47,7 +50,7 @@ func ServeIfChild() {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	fmt.Println(s.Addr())
+	fmt.Println(s.Addr(), s.HTTPAddr())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -79,7 +82,9 @@ type Process struct {
 	stdin io.WriteCloser
 	out   *bufio.Reader
 	addr  string
-	mu    sync.Mutex
+	// httpAddr is the OTLP/HTTP listener's.
+	httpAddr string
+	mu       sync.Mutex
 }
 
 var _ Agent = (*Process)(nil)
@@ -108,11 +113,19 @@ func StartProcess() (*Process, error) {
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("agent process did not start: %q %v", line, err)
 	}
-	return &Process{cmd: cmd, stdin: stdin, out: out, addr: strings.TrimSpace(line)}, nil
+	f := strings.Fields(line)
+	p := &Process{cmd: cmd, stdin: stdin, out: out, addr: f[0]}
+	if len(f) > 1 {
+		p.httpAddr = f[1]
+	}
+	return p, nil
 }
 
 // Addr is the child's "127.0.0.1:port".
 func (p *Process) Addr() string { return p.addr }
+
+// HTTPAddr is the child's OTLP/HTTP "127.0.0.1:port".
+func (p *Process) HTTPAddr() string { return p.httpAddr }
 
 // Wait asks the child; see Agent.
 func (p *Process) Wait(k Kind, items int64, timeout time.Duration) (Counts, error) {

@@ -1,7 +1,8 @@
 // Package otlpconfig reads the OpenTelemetry exporter environment variables
-// for the OTLP/gRPC output, as the OpenTelemetry Go exporters
-// (otlptracegrpc, otlpmetricgrpc) read them, with one difference: a
-// malformed value is an error naming the variable, never a silent default.
+// for the OTLP outputs (gRPC and HTTP), as the OpenTelemetry Go exporters
+// (otlptracegrpc, otlpmetricgrpc, otlptracehttp, otlpmetrichttp) read them,
+// with one difference: a malformed value is an error naming the variable,
+// never a silent default.
 //
 // Per signal, a signal-specific variable (OTEL_EXPORTER_OTLP_TRACES_X,
 // OTEL_EXPORTER_OTLP_METRICS_X) wins over the generic one
@@ -60,7 +61,26 @@ type Config struct {
 	// ResourceAttributes are OTEL_RESOURCE_ATTRIBUTES in the order given,
 	// without service.name.
 	ResourceAttributes [][2]string
+
+	// Protocol is ..._PROTOCOL: "grpc", "http/protobuf", or "" when unset.
+	Protocol string
+	// URL is the endpoint variable's value as given (OTLP/HTTP uses it
+	// whole), and URLSignal whether it came from the signal's own variable
+	// (used as given) rather than the generic one (which gets /v1/traces or
+	// /v1/metrics appended).
+	URL       string
+	URLSignal bool
+	// ClientCertFile and ClientKeyFile are the PEM files of the client's
+	// certificate and key for mutual TLS (..._CLIENT_CERTIFICATE,
+	// ..._CLIENT_KEY), or "".
+	ClientCertFile, ClientKeyFile string
 }
+
+// Protocols.
+const (
+	GRPC         = "grpc"
+	HTTPProtobuf = "http/protobuf"
+)
 
 // Load reads the variables of signal s through getenv (os.Getenv).
 func Load(getenv func(string) string, s Signal) (Config, error) {
@@ -77,6 +97,17 @@ func Load(getenv func(string) string, s Signal) (Config, error) {
 			return c, fmt.Errorf("%s=%q: %w", name, v, err)
 		}
 		c.Endpoint, c.EndpointSet, c.Insecure = ep, true, insecure
+		c.URL, c.URLSignal = v, name == "OTEL_EXPORTER_OTLP_"+s.infix()+"ENDPOINT"
+	}
+	if v, name := get("PROTOCOL"); v != "" {
+		switch v {
+		case GRPC, HTTPProtobuf:
+			c.Protocol = v
+		case "http/json":
+			return c, fmt.Errorf("%s=%q: OTLP/HTTP with JSON is not supported: use http/protobuf or grpc", name, v)
+		default:
+			return c, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, v)
+		}
 	}
 	if v, name := get("INSECURE"); v != "" {
 		b, err := strconv.ParseBool(strings.ToLower(v))
@@ -117,6 +148,16 @@ func Load(getenv func(string) string, s Signal) (Config, error) {
 	}
 	if v, _ := get("CERTIFICATE"); v != "" {
 		c.CertificateFile = v
+	}
+	certVar, keyVar := "", ""
+	if v, name := get("CLIENT_CERTIFICATE"); v != "" {
+		c.ClientCertFile, certVar = v, name
+	}
+	if v, name := get("CLIENT_KEY"); v != "" {
+		c.ClientKeyFile, keyVar = v, name
+	}
+	if (c.ClientCertFile == "") != (c.ClientKeyFile == "") {
+		return c, fmt.Errorf("%s%s is set without its pair (a client certificate needs its key and a key its certificate)", certVar, keyVar)
 	}
 	if v := strings.TrimSpace(getenv("OTEL_RESOURCE_ATTRIBUTES")); v != "" {
 		attrs, err := pairs(v)
@@ -192,4 +233,30 @@ func pairs(v string) ([][2]string, error) {
 		out = append(out, [2]string{k, val})
 	}
 	return out, nil
+}
+
+// HTTPURL is the OTLP/HTTP URL of signal s from an endpoint read by Load:
+// a signal's own endpoint is used as given; the generic one is a base URL
+// that gets /v1/traces or /v1/metrics appended to its path.
+func HTTPURL(c Config, s Signal) string {
+	if c.URLSignal {
+		return c.URL
+	}
+	return AppendPath(c.URL, s)
+}
+
+// AppendPath appends the signal's path to base's path (a base URL, as
+// OTEL_EXPORTER_OTLP_ENDPOINT).
+func AppendPath(base string, s Signal) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base // Load has parsed it already
+	}
+	p := "/v1/traces"
+	if s == Metrics {
+		p = "/v1/metrics"
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + p
+	u.RawPath = ""
+	return u.String()
 }
