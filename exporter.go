@@ -19,6 +19,8 @@ import (
 
 	agentmetricspb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/metrics/v1"
 	agenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
+	"go.opencensus.io/metric/metricdata"
+	"go.opencensus.io/metric/metricexport"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/proto"
@@ -35,8 +37,9 @@ var (
 )
 
 var (
-	_ trace.Exporter = (*Exporter)(nil)
-	_ view.Exporter  = (*Exporter)(nil)
+	_ trace.Exporter        = (*Exporter)(nil)
+	_ view.Exporter         = (*Exporter)(nil)
+	_ metricexport.Exporter = (*Exporter)(nil)
 )
 
 const (
@@ -53,13 +56,16 @@ type Exporter struct {
 	state atomic.Int32
 	mu    sync.Mutex // serialises Start and Stop
 
-	spans  *signal[*trace.SpanData]
-	views  *signal[*view.Data]
-	eps    [2]*endpoint // spans, views
-	conns  []*stream.Conn
-	cancel context.CancelFunc
-	config atomic.Pointer[ocstream.ConfigStream]
-	wg     sync.WaitGroup
+	spans *signal[*trace.SpanData]
+	views *signal[*view.Data]
+	// metrics carries ExportMetrics' metricdata to the views' endpoint
+	// (a second Export stream, or OTLP calls of their own).
+	metrics *signal[*metricdata.Metric]
+	eps     [2]*endpoint // spans, views
+	conns   []*stream.Conn
+	cancel  context.CancelFunc
+	config  atomic.Pointer[ocstream.ConfigStream]
+	wg      sync.WaitGroup
 }
 
 // NewExporter creates and starts an exporter.
@@ -100,6 +106,7 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 	}
 	e.spans = e.proto.spans(&e.build)
 	e.views = e.proto.views(&e.build)
+	e.metrics = e.proto.metrics(&e.build)
 	return e, nil
 }
 
@@ -129,9 +136,10 @@ func (e *Exporter) Start() error {
 		if err == nil {
 			e.cancel = cancel
 			e.state.Store(stateRunning)
-			ready := make(chan struct{}, 2)
+			ready := make(chan struct{}, 3)
 			e.spans.Start(ctx, e.proto.spanTransport(&e.build, spanConn, e.spans.Counters()), ready)
 			e.views.Start(ctx, e.proto.viewTransport(&e.build, viewConn, e.views.Counters()), ready)
+			e.metrics.Start(ctx, e.proto.viewTransport(&e.build, viewConn, e.metrics.Counters()), ready)
 			if cs := e.proto.configStream(&e.build, spanConn); cs != nil {
 				e.config.Store(cs)
 				e.wg.Add(1)
@@ -152,12 +160,12 @@ func (e *Exporter) Start() error {
 	return fmt.Errorf("ocagent: %w (use WithInsecure or WithTLSCredentials)", err)
 }
 
-// waitReady waits for both writers' first connection attempts, at most
+// waitReady waits for the three writers' first connection attempts, at most
 // startConnectWait.
 func waitReady(ready <-chan struct{}) error {
 	wait := time.NewTimer(startConnectWait)
 	defer wait.Stop()
-	for range 2 {
+	for range 3 {
 		select {
 		case <-ready:
 		case <-wait.C:
@@ -188,11 +196,13 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 	e.state.Store(stateStopped)
 	e.spans.Stopped()
 	e.views.Stopped()
-	t, m := e.spans.Close(ctx), e.views.Close(ctx)
-	_, _ = t.Wait(ctx), m.Wait(ctx)
+	e.metrics.Stopped()
+	t, m, d := e.spans.Close(ctx), e.views.Close(ctx), e.metrics.Close(ctx)
+	_, _, _ = t.Wait(ctx), m.Wait(ctx), d.Wait(ctx)
 	e.cancel()
 	e.spans.Wait()
 	e.views.Wait()
+	e.metrics.Wait()
 	e.wg.Wait()
 	var err error
 	for _, c := range e.conns {
@@ -211,8 +221,8 @@ func (e *Exporter) Flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
 	defer cancel()
 	// Both writers work at once; Flush waits for the slower.
-	t, m := e.spans.Flush(ctx), e.views.Flush(ctx)
-	_, _ = t.Wait(ctx), m.Wait(ctx)
+	t, m, d := e.spans.Flush(ctx), e.views.Flush(ctx), e.metrics.Flush(ctx)
+	_, _, _ = t.Wait(ctx), m.Wait(ctx), d.Wait(ctx)
 }
 
 // ExportSpan queues sd for sending. It never blocks on the network and never
@@ -235,6 +245,34 @@ func (e *Exporter) ExportView(vd *view.Data) {
 	if vd != nil {
 		e.views.Export(vd)
 	}
+}
+
+// ExportMetrics queues metrics (what a metricproducer.Producer read; an
+// metricexport.IntervalReader calls it every reporting period) for the
+// metrics endpoint, as OpenCensus or OTLP metrics by the exporter's
+// protocol, without blocking or allocating: each pointer goes into the
+// metric ring and is converted later, so the caller must not change the
+// metrics afterwards (producers such as metric.Registry read fresh ones each
+// time). Metrics are batched as views are (WithDataBundlerOptions). It
+// returns an error when some were dropped: the ring was full, or the
+// exporter is not running; ctx is not used (nothing waits).
+func (e *Exporter) ExportMetrics(_ context.Context, metrics []*metricdata.Metric) error {
+	dropped := 0
+	for _, m := range metrics {
+		if m != nil && !e.metrics.Offer(m) {
+			dropped++
+		}
+	}
+	if dropped == 0 {
+		return nil
+	}
+	switch e.state.Load() {
+	case stateUnstarted:
+		return errNotStarted
+	case stateStopped:
+		return errStopped
+	}
+	return fmt.Errorf("ocagent: ExportMetrics: %d of %d metrics dropped: the metric ring is full", dropped, len(metrics))
 }
 
 // ExportTraceServiceRequest sends a caller-built request on the trace stream,
