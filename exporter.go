@@ -61,6 +61,7 @@ type Exporter struct {
 	// metrics carries ExportMetrics' metricdata to the views' endpoint
 	// (a second Export stream, or OTLP calls of their own).
 	metrics *signal[*metricdata.Metric]
+	self    *selfMetrics // WithSelfMetrics, or nil
 	eps     [2]*endpoint // spans, views
 	conns   []*stream.Conn
 	cancel  context.CancelFunc
@@ -107,6 +108,9 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 	e.spans = e.proto.spans(&e.build)
 	e.views = e.proto.views(&e.build)
 	e.metrics = e.proto.metrics(&e.build)
+	if cfg.selfProducer || cfg.selfPeriod > 0 {
+		e.self = newSelfMetrics(e)
+	}
 	return e, nil
 }
 
@@ -149,7 +153,11 @@ func (e *Exporter) Start() error {
 				e.wg.Add(1)
 				go func() { defer e.wg.Done(); c.Watch() }()
 			}
-			return waitReady(ready)
+			err := waitReady(ready)
+			if e.self != nil {
+				e.self.start(ctx, &e.wg)
+			}
+			return err
 		}
 	}
 	cancel()
@@ -194,6 +202,9 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 		return errNotStarted
 	}
 	e.state.Store(stateStopped)
+	if e.self != nil {
+		e.self.stop() // the last report goes out with what is queued
+	}
 	e.spans.Stopped()
 	e.views.Stopped()
 	e.metrics.Stopped()
