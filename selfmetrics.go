@@ -10,6 +10,9 @@ import (
 
 	"go.opencensus.io/metric/metricdata"
 	"go.opencensus.io/metric/metricproducer"
+	"google.golang.org/grpc/codes"
+
+	"github.com/zerocensus/ocagent/stream"
 )
 
 // Self-metrics: the exporter's Stats under the names, units and attributes
@@ -56,6 +59,8 @@ const (
 	nameQueueSize      = "otel.sdk.processor.span.queue.size"
 	nameQueueCapacity  = "otel.sdk.processor.span.queue.capacity"
 	nameSpanProcessed  = "otel.sdk.processor.span.processed"
+	nameDuration       = "otel.sdk.exporter.operation.duration"
+	attrRPCStatus      = "rpc.response.status_code"
 	unitSpan           = "{span}"
 	unitDataPoint      = "{data_point}"
 	attrComponentName  = "otel.component.name"
@@ -82,6 +87,13 @@ type selfMetrics struct {
 	spanExp, metricExp, proc                   []metricdata.LabelValue // without error.type
 	spanErr, metricErr, procErr                map[string][]metricdata.LabelValue
 	capacity                                   int64
+
+	otlp    bool                                  // operation.duration: OTLP calls only
+	durKeys []metricdata.LabelKey                 // exporter keys, error.type, rpc.response.status_code
+	durVals [2][codeCount][]metricdata.LabelValue // by exporter (span, metric) and code
+	bounds  *metricdata.BucketOptions
+	snaps   []stream.DurationSnapshot // durations' scratch, guarded by snapMu (Read may be called from any goroutine)
+	snapMu  sync.Mutex
 
 	producer bool
 	period   time.Duration
@@ -121,6 +133,20 @@ func newSelfMetrics(e *Exporter) *selfMetrics {
 	s.spanErr = withErr(s.spanExp, errTypeRejected, errTypeOversize)
 	s.metricErr = withErr(s.metricExp, errTypeRejected, errTypeInvalid)
 	s.procErr = withErr(s.proc, errTypeQueueFull, errTypeShutdown, errTypeDroppedStop)
+	if e.cfg.protocol == ProtocolOTLP {
+		s.otlp = true
+		s.durKeys = append(s.expKeysErr[:len(s.expKeysErr):len(s.expKeysErr)], metricdata.LabelKey{Key: attrRPCStatus})
+		for x, base := range [][]metricdata.LabelValue{s.spanExp, s.metricExp} {
+			for c := range codeCount {
+				v := append(base[:len(base):len(base)], metricdata.LabelValue{}, metricdata.NewLabelValue(codeNames[c]))
+				if c != int(codes.OK) {
+					v[len(base)] = metricdata.NewLabelValue(codeNames[c])
+				}
+				s.durVals[x][c] = v
+			}
+		}
+		s.bounds = &metricdata.BucketOptions{Bounds: stream.DurationBounds[:]}
+	}
 	return s
 }
 
@@ -134,7 +160,7 @@ func (s *selfMetrics) Read() []*metricdata.Metric { return s.read(s.e.Stats(), t
 func (s *selfMetrics) read(st Stats, now time.Time) []*metricdata.Metric {
 	const metrics, series = 7, 15
 	ms := make([]metricdata.Metric, metrics)
-	out := make([]*metricdata.Metric, metrics)
+	out := make([]*metricdata.Metric, metrics, metrics+1)
 	tss := make([]metricdata.TimeSeries, series)
 	ptrs := make([]*metricdata.TimeSeries, series)
 	pts := make([]metricdata.Point, series)
@@ -180,7 +206,51 @@ func (s *selfMetrics) read(st Stats, now time.Time) []*metricdata.Metric {
 		s.procErr[errTypeQueueFull], int64(st.SpansDroppedFull),
 		s.procErr[errTypeShutdown], int64(st.SpansDroppedNotRunning),
 		s.procErr[errTypeDroppedStop], int64(st.SpansDroppedAtStop))
+	if s.otlp {
+		out = append(out, s.durations(now))
+	}
 	return out
+}
+
+// codeCount is the number of gRPC status codes.
+const codeCount = 17
+
+// codeNames are the gRPC status codes' names as the protocol spells them,
+// for rpc.response.status_code and error.type.
+var codeNames = [codeCount]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+
+// durations is otel.sdk.exporter.operation.duration: one cumulative
+// distribution series per exporter and final status code observed, from
+// the OTLP transports' call timings (the metric exporter's series merge its
+// views' and its metrics' calls).
+func (s *selfMetrics) durations(now time.Time) *metricdata.Metric {
+	m := &metricdata.Metric{Descriptor: metricdata.Descriptor{Name: nameDuration,
+		Description: "Duration of each export (all its attempts)", Unit: "s", Type: metricdata.TypeCumulativeDistribution, LabelKeys: s.durKeys}}
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	for x, cs := range [][]*stream.Counters{{s.e.spans.Counters()}, {s.e.views.Counters(), s.e.metrics.Counters()}} {
+		var byCode [codeCount]*metricdata.Distribution
+		for _, c := range cs {
+			s.snaps = c.Durations.Snapshot(s.snaps[:0])
+			for _, d := range s.snaps {
+				dist := byCode[d.Code]
+				if dist == nil {
+					dist = &metricdata.Distribution{BucketOptions: s.bounds, Buckets: make([]metricdata.Bucket, len(d.Buckets))}
+					byCode[d.Code] = dist
+					m.TimeSeries = append(m.TimeSeries, &metricdata.TimeSeries{LabelValues: s.durVals[x][d.Code], StartTime: s.since,
+						Points: []metricdata.Point{metricdata.NewDistributionPoint(now, dist)}})
+				}
+				dist.Count += int64(d.Count)
+				dist.Sum += d.Sum.Seconds()
+				for i, n := range d.Buckets {
+					dist.Buckets[i].Count += int64(n)
+				}
+			}
+		}
+	}
+	return m
 }
 
 // start registers the producer and starts the reporting goroutine, as

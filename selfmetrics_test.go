@@ -226,7 +226,8 @@ func TestSelfMetricsQueueFull(t *testing.T) {
 }
 
 // TestSelfMetricsRefusals: an agent refusing the trace calls shows up in
-// exported{error.type=rejected}.
+// exported{error.type=rejected} and in operation.duration under the
+// refusal's status code; the metrics calls it accepts under OK.
 func TestSelfMetricsRefusals(t *testing.T) {
 	a := startOTLPAgent(t, otlpagent.WithAnswer(func(method string, _ int) (int, error) {
 		if method == otlpagent.TraceMethod {
@@ -249,6 +250,51 @@ func TestSelfMetricsRefusals(t *testing.T) {
 	if got == nil || got.values["rejected"] != 9 || got.values[""] != 0 {
 		t.Fatalf("exported %+v", got)
 	}
+	// A second report carries the first one's call among the metric
+	// exporter's accepted ones.
+	e.self.report()
+	e.Flush()
+	h := lastDurations(t, a)
+	refused := h["otlp_grpc_span_exporter|PERMISSION_DENIED|PERMISSION_DENIED"]
+	if refused == nil || refused.Count != 1 || len(refused.BucketCounts) != 15 || refused.GetSum() <= 0 {
+		t.Errorf("refused calls: %v (all: %v)", refused, h)
+	}
+	if ok := h["otlp_grpc_metric_exporter||OK"]; ok == nil || ok.Count != 1 {
+		t.Errorf("accepted metrics calls: %v (all: %v)", ok, h)
+	}
+}
+
+// lastDurations decodes operation.duration in the last OTLP metrics request
+// that has it, by component type, error.type and status code.
+func lastDurations(t *testing.T, a *otlpagent.Agent) map[string]*otlpmetricspb.HistogramDataPoint {
+	t.Helper()
+	var out map[string]*otlpmetricspb.HistogramDataPoint
+	for _, r := range a.Requests() {
+		if r.Method != otlpagent.MetricsMethod {
+			continue
+		}
+		req := new(collmetricspb.ExportMetricsServiceRequest)
+		if err := req.UnmarshalVT(r.Body); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range req.ResourceMetrics[0].ScopeMetrics[0].Metrics {
+			if m.Name != "otel.sdk.exporter.operation.duration" {
+				continue
+			}
+			if m.Unit != "s" || m.GetHistogram() == nil {
+				t.Fatalf("duration: %v", m)
+			}
+			out = map[string]*otlpmetricspb.HistogramDataPoint{}
+			for _, dp := range m.GetHistogram().DataPoints {
+				at := map[string]string{}
+				for _, kv := range dp.Attributes {
+					at[kv.Key] = kv.GetValue().GetStringValue()
+				}
+				out[at["otel.component.type"]+"|"+at["error.type"]+"|"+at["rpc.response.status_code"]] = dp
+			}
+		}
+	}
+	return out
 }
 
 // TestSelfMetricsReportedEveryPeriod: the exporter sends its report by
@@ -261,9 +307,9 @@ func TestSelfMetricsReportedEveryPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The last report, queued at Stop, carries what the reports before it
-	// exported: every earlier report's 7 metrics.
+	// exported: every earlier report's 8 metrics (7, and operation.duration in OTLP).
 	got := lastSelfMetrics(t, a)["otel.sdk.exporter.metric_data_point.exported"]
-	if got == nil || got.values[""] == 0 || got.values[""]%7 != 0 {
+	if got == nil || got.values[""] == 0 || got.values[""]%8 != 0 {
 		t.Fatalf("metric_data_point.exported %+v", got)
 	}
 }
@@ -289,14 +335,39 @@ func TestSelfMetricsReadAllocs(t *testing.T) {
 	}
 }
 
+// BenchmarkSelfMetricsRead is the cost of one report of an exporter that
+// has worked (counters past 255, which box into Point.Value with an
+// allocation; OTLP call durations for two components).
 func BenchmarkSelfMetricsRead(b *testing.B) {
-	e, err := NewUnstartedExporter(WithInsecure(), WithAddress("127.0.0.1:1"), WithSelfMetrics(0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := e.SelfMetrics()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = p.Read()
+	for _, otlp := range []bool{false, true} {
+		b.Run(map[bool]string{false: "opencensus", true: "otlp"}[otlp], func(b *testing.B) {
+			opts := []ExporterOption{WithInsecure(), WithSelfMetrics(0), WithServiceName("svc")}
+			if otlp {
+				a, err := otlpagent.Start(otlpagent.WithDiscard())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer a.Stop()
+				opts = append(opts, WithProtocol(ProtocolOTLP), WithAddress(a.Addr()))
+			} else {
+				opts = append(opts, WithAddress(discardAgent(b)))
+			}
+			e, err := NewExporter(opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Stop()
+			for i := range 1000 {
+				e.ExportSpan(idSpan(i))
+			}
+			e.Flush()
+			_ = e.ExportMetrics(b.Context(), metricdataSample())
+			e.Flush()
+			p := e.SelfMetrics()
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = p.Read()
+			}
+		})
 	}
 }

@@ -198,6 +198,10 @@ type Counters struct {
 	oversize     atomic.Uint64
 	points       atomic.Uint64
 	lastErr      atomic.Pointer[errBox]
+
+	// Durations are the export operations' durations (OTLP calls, all
+	// their attempts), by final status code.
+	Durations Durations
 }
 
 type errBox struct{ err error }
