@@ -59,14 +59,19 @@ type Exporter struct {
 	spans *signal[*trace.SpanData]
 	views *signal[*view.Data]
 	// metrics carries ExportMetrics' metricdata to the views' endpoint
-	// (a second Export stream, or OTLP calls of their own).
-	metrics *signal[*metricdata.Metric]
-	self    *selfMetrics // WithSelfMetrics, or nil
-	eps     [2]*endpoint // spans, views
-	conns   []*stream.Conn
-	cancel  context.CancelFunc
-	config  atomic.Pointer[ocstream.ConfigStream]
-	wg      sync.WaitGroup
+	// (a second Export stream, or OTLP calls of their own), started by the
+	// first ExportMetrics: an exporter that is never given metricdata
+	// opens the one metrics stream upstream did.
+	metrics   *signal[*metricdata.Metric]
+	metricsOn atomic.Bool
+	ctx       context.Context // the writers' (Start to Stop)
+	viewConn  *stream.Conn
+	self      *selfMetrics // WithSelfMetrics, or nil
+	eps       [2]*endpoint // spans, views
+	conns     []*stream.Conn
+	cancel    context.CancelFunc
+	config    atomic.Pointer[ocstream.ConfigStream]
+	wg        sync.WaitGroup
 }
 
 // NewExporter creates and starts an exporter.
@@ -140,10 +145,10 @@ func (e *Exporter) Start() error {
 		if err == nil {
 			e.cancel = cancel
 			e.state.Store(stateRunning)
-			ready := make(chan struct{}, 3)
+			e.ctx, e.viewConn = ctx, viewConn
+			ready := make(chan struct{}, 2)
 			e.spans.Start(ctx, e.proto.spanTransport(&e.build, spanConn, e.spans.Counters()), ready)
 			e.views.Start(ctx, e.proto.viewTransport(&e.build, viewConn, e.views.Counters()), ready)
-			e.metrics.Start(ctx, e.proto.viewTransport(&e.build, viewConn, e.metrics.Counters()), ready)
 			if cs := e.proto.configStream(&e.build, spanConn); cs != nil {
 				e.config.Store(cs)
 				e.wg.Add(1)
@@ -168,12 +173,12 @@ func (e *Exporter) Start() error {
 	return fmt.Errorf("ocagent: %w (use WithInsecure or WithTLSCredentials)", err)
 }
 
-// waitReady waits for the three writers' first connection attempts, at most
+// waitReady waits for both writers' first connection attempts, at most
 // startConnectWait.
 func waitReady(ready <-chan struct{}) error {
 	wait := time.NewTimer(startConnectWait)
 	defer wait.Stop()
-	for range 3 {
+	for range 2 {
 		select {
 		case <-ready:
 		case <-wait.C:
@@ -201,15 +206,23 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 	if e.state.Load() != stateRunning {
 		return errNotStarted
 	}
+	if e.self != nil && e.self.period > 0 {
+		e.startMetricsLocked() // the last report goes out with what is queued
+	}
 	e.state.Store(stateStopped)
 	if e.self != nil {
-		e.self.stop() // the last report goes out with what is queued
+		e.self.stop()
 	}
 	e.spans.Stopped()
 	e.views.Stopped()
 	e.metrics.Stopped()
-	t, m, d := e.spans.Close(ctx), e.views.Close(ctx), e.metrics.Close(ctx)
-	_, _, _ = t.Wait(ctx), m.Wait(ctx), d.Wait(ctx)
+	metrics := e.metricsOn.Load() // stable: startMetrics holds e.mu
+	t, m := e.spans.Close(ctx), e.views.Close(ctx)
+	if metrics {
+		d := e.metrics.Close(ctx)
+		_ = d.Wait(ctx)
+	}
+	_, _ = t.Wait(ctx), m.Wait(ctx)
 	e.cancel()
 	e.spans.Wait()
 	e.views.Wait()
@@ -232,8 +245,36 @@ func (e *Exporter) Flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultStopTimeout)
 	defer cancel()
 	// Both writers work at once; Flush waits for the slower.
-	t, m, d := e.spans.Flush(ctx), e.views.Flush(ctx), e.metrics.Flush(ctx)
-	_, _, _ = t.Wait(ctx), m.Wait(ctx), d.Wait(ctx)
+	t, m := e.spans.Flush(ctx), e.views.Flush(ctx)
+	if e.metricsOn.Load() {
+		d := e.metrics.Flush(ctx)
+		_ = d.Wait(ctx)
+	}
+	_, _ = t.Wait(ctx), m.Wait(ctx)
+}
+
+// startMetrics starts the metricdata pipeline on the first ExportMetrics
+// of a running exporter; it reports whether the pipeline runs.
+func (e *Exporter) startMetrics() bool {
+	if e.metricsOn.Load() {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state.Load() != stateRunning {
+		return false
+	}
+	e.startMetricsLocked()
+	return true
+}
+
+// startMetricsLocked is startMetrics for a caller holding e.mu, with the
+// exporter running.
+func (e *Exporter) startMetricsLocked() {
+	if !e.metricsOn.Load() {
+		e.metrics.Start(e.ctx, e.proto.viewTransport(&e.build, e.viewConn, e.metrics.Counters()), nil)
+		e.metricsOn.Store(true)
+	}
 }
 
 // ExportSpan queues sd for sending. It never blocks on the network and never
@@ -268,6 +309,9 @@ func (e *Exporter) ExportView(vd *view.Data) {
 // returns an error when some were dropped: the ring was full, or the
 // exporter is not running; ctx is not used (nothing waits).
 func (e *Exporter) ExportMetrics(_ context.Context, metrics []*metricdata.Metric) error {
+	if len(metrics) > 0 && e.state.Load() == stateRunning {
+		e.startMetrics()
+	}
 	dropped := 0
 	for _, m := range metrics {
 		if m != nil && !e.metrics.Offer(m) {
