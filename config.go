@@ -63,6 +63,9 @@ type config struct {
 	tlsConfig     *tls.Config // WithTLSConfig
 	exportTimeout time.Duration
 	maxInFlight   int
+
+	selfProducer bool          // WithSelfMetrics(0): a producer in the global manager
+	selfPeriod   time.Duration // WithSelfMetrics(d): sent on the exporter's own metrics path every d
 	// set records which options were given explicitly: they win over the
 	// OTEL_* environment variables in OTLP mode.
 	set map[string]bool

@@ -11,6 +11,8 @@ import (
 
 	agentmetricspb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/metrics/v1"
 	agenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
+	"go.opencensus.io/metric/metricdata"
+	"go.opencensus.io/metric/metricexport"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/proto"
@@ -27,8 +29,9 @@ var (
 )
 
 var (
-	_ trace.Exporter = (*Exporter)(nil)
-	_ view.Exporter  = (*Exporter)(nil)
+	_ trace.Exporter        = (*Exporter)(nil)
+	_ view.Exporter         = (*Exporter)(nil)
+	_ metricexport.Exporter = (*Exporter)(nil)
 )
 
 const (
@@ -45,13 +48,22 @@ type Exporter struct {
 	state atomic.Int32
 	mu    sync.Mutex // serialises Start and Stop
 
-	spans  *signal[*trace.SpanData]
-	views  *signal[*view.Data]
-	eps    [2]*endpoint // spans, views
-	conns  []*stream.Conn
-	cancel context.CancelFunc
-	config atomic.Pointer[ocstream.ConfigStream]
-	wg     sync.WaitGroup
+	spans *signal[*trace.SpanData]
+	views *signal[*view.Data]
+	// metrics carries ExportMetrics' metricdata to the views' endpoint
+	// (a second Export stream, or OTLP calls of their own), started by the
+	// first ExportMetrics: an exporter that is never given metricdata
+	// opens the one metrics stream upstream did.
+	metrics   *signal[*metricdata.Metric]
+	metricsOn atomic.Bool
+	ctx       context.Context // the writers' (Start to Stop)
+	viewConn  *stream.Conn
+	self      *selfMetrics // WithSelfMetrics, or nil
+	eps       [2]*endpoint // spans, views
+	conns     []*stream.Conn
+	cancel    context.CancelFunc
+	config    atomic.Pointer[ocstream.ConfigStream]
+	wg        sync.WaitGroup
 }
 
 // NewExporter creates and starts an exporter.
@@ -92,6 +104,10 @@ func NewUnstartedExporter(opts ...ExporterOption) (*Exporter, error) {
 	}
 	e.spans = e.proto.spans(&e.build)
 	e.views = e.proto.views(&e.build)
+	e.metrics = e.proto.metrics(&e.build)
+	if cfg.selfProducer || cfg.selfPeriod > 0 {
+		e.self = newSelfMetrics(e)
+	}
 	return e, nil
 }
 
@@ -130,6 +146,7 @@ func (e *Exporter) Start() error {
 	if err == nil {
 		e.cancel = cancel
 		e.state.Store(stateRunning)
+		e.ctx, e.viewConn = ctx, viewConn
 		ready := make(chan struct{}, 2)
 		e.spans.Start(ctx, e.proto.spanTransport(&e.build, ctx, spanConn, e.spans.Counters()), ready)
 		e.views.Start(ctx, e.proto.viewTransport(&e.build, ctx, viewConn, e.views.Counters()), ready)
@@ -142,7 +159,11 @@ func (e *Exporter) Start() error {
 			e.wg.Add(1)
 			go func() { defer e.wg.Done(); c.Watch() }()
 		}
-		return waitReady(ready)
+		err := waitReady(ready)
+		if e.self != nil {
+			e.self.start(ctx, &e.wg)
+		}
+		return err
 	}
 	cancel()
 	for _, c := range e.conns {
@@ -185,14 +206,27 @@ func (e *Exporter) StopContext(ctx context.Context) error {
 	if e.state.Load() != stateRunning {
 		return errNotStarted
 	}
+	if e.self != nil && e.self.period > 0 {
+		e.startMetricsLocked() // the last report goes out with what is queued
+	}
 	e.state.Store(stateStopped)
+	if e.self != nil {
+		e.self.stop()
+	}
 	e.spans.Stopped()
 	e.views.Stopped()
+	e.metrics.Stopped()
+	metrics := e.metricsOn.Load() // stable: startMetrics holds e.mu
 	t, m := e.spans.Close(ctx), e.views.Close(ctx)
+	if metrics {
+		d := e.metrics.Close(ctx)
+		_ = d.Wait(ctx)
+	}
 	_, _ = t.Wait(ctx), m.Wait(ctx)
 	e.cancel()
 	e.spans.Wait()
 	e.views.Wait()
+	e.metrics.Wait()
 	e.wg.Wait()
 	var err error
 	for _, c := range e.conns {
@@ -212,7 +246,35 @@ func (e *Exporter) Flush() {
 	defer cancel()
 	// Both writers work at once; Flush waits for the slower.
 	t, m := e.spans.Flush(ctx), e.views.Flush(ctx)
+	if e.metricsOn.Load() {
+		d := e.metrics.Flush(ctx)
+		_ = d.Wait(ctx)
+	}
 	_, _ = t.Wait(ctx), m.Wait(ctx)
+}
+
+// startMetrics starts the metricdata pipeline on the first ExportMetrics
+// of a running exporter; it reports whether the pipeline runs.
+func (e *Exporter) startMetrics() bool {
+	if e.metricsOn.Load() {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state.Load() != stateRunning {
+		return false
+	}
+	e.startMetricsLocked()
+	return true
+}
+
+// startMetricsLocked is startMetrics for a caller holding e.mu, with the
+// exporter running.
+func (e *Exporter) startMetricsLocked() {
+	if !e.metricsOn.Load() {
+		e.metrics.Start(e.ctx, e.proto.viewTransport(&e.build, e.ctx, e.viewConn, e.metrics.Counters()), nil)
+		e.metricsOn.Store(true)
+	}
 }
 
 // ExportSpan queues sd for sending. It never blocks on the network and never
@@ -235,6 +297,37 @@ func (e *Exporter) ExportView(vd *view.Data) {
 	if vd != nil {
 		e.views.Export(vd)
 	}
+}
+
+// ExportMetrics queues metrics (what a metricproducer.Producer read; an
+// metricexport.IntervalReader calls it every reporting period) for the
+// metrics endpoint, as OpenCensus or OTLP metrics by the exporter's
+// protocol, without blocking or allocating: each pointer goes into the
+// metric ring and is converted later, so the caller must not change the
+// metrics afterwards (producers such as metric.Registry read fresh ones each
+// time). Metrics are batched as views are (WithDataBundlerOptions). It
+// returns an error when some were dropped: the ring was full, or the
+// exporter is not running; ctx is not used (nothing waits).
+func (e *Exporter) ExportMetrics(_ context.Context, metrics []*metricdata.Metric) error {
+	if len(metrics) > 0 && e.state.Load() == stateRunning {
+		e.startMetrics()
+	}
+	dropped := 0
+	for _, m := range metrics {
+		if m != nil && !e.metrics.Offer(m) {
+			dropped++
+		}
+	}
+	if dropped == 0 {
+		return nil
+	}
+	switch e.state.Load() {
+	case stateUnstarted:
+		return errNotStarted
+	case stateStopped:
+		return errStopped
+	}
+	return fmt.Errorf("ocagent: ExportMetrics: %d of %d metrics dropped: the metric ring is full", dropped, len(metrics))
 }
 
 // ExportTraceServiceRequest sends a caller-built request on the trace stream,

@@ -339,3 +339,31 @@ func WithMaxConcurrentExports(n int) ExporterOption {
 		c.maxInFlight = n
 	})
 }
+
+// WithSelfMetrics makes the exporter report its own counters (Stats) as
+// OpenTelemetry's SDK self-metrics (semantic conventions
+// docs/otel/sdk-metrics.md: otel.sdk.exporter.span.inflight,
+// .span.exported, .metric_data_point.inflight and .exported,
+// otel.sdk.processor.span.queue.size, .queue.capacity and .processed), as
+// OpenCensus metrics (README: "Self-metrics").
+//
+// period 0: the exporter registers a metricproducer.Producer with
+// metricproducer.GlobalManager() at Start (removed at Stop), which any
+// OpenCensus metrics exporter reads through a metricexport.IntervalReader
+// (this one too). period > 0: the exporter sends them itself on its own
+// metrics path every period (and once more at Stop), not registered
+// globally, so that an IntervalReader over the global manager does not send
+// them a second time. Use WithSelfMetrics twice (0 and a period) for both.
+func WithSelfMetrics(period time.Duration) ExporterOption {
+	return optionFunc(func(c *config) {
+		if period < 0 {
+			c.invalid("self-metrics period must not be negative, got %v", period)
+			return
+		}
+		if period == 0 {
+			c.selfProducer = true
+		} else {
+			c.selfPeriod = period
+		}
+	})
+}

@@ -3,6 +3,7 @@ package ocagent
 import (
 	"context"
 
+	"go.opencensus.io/metric/metricdata"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +22,9 @@ type protocol interface {
 	endpoints(e *build) [2]*endpoint
 	spans(e *build) *signal[*trace.SpanData]
 	views(e *build) *signal[*view.Data]
+	// metrics is the metricdata pipeline (ExportMetrics): its own ring and
+	// batch, sent to the views' endpoint through a transport of its own.
+	metrics(e *build) *signal[*metricdata.Metric]
 	// spanTransport and viewTransport make a signal's transport over conn,
 	// or, for an OTLP/HTTP endpoint (conn nil), its own until ctx ends.
 	spanTransport(e *build, ctx context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport
@@ -50,6 +54,22 @@ func newViewSignal(e *build, r *stream.Ring[*view.Data], b *stream.Batch[*view.D
 	s := newSignal(e, r, b, cfg)
 	s.droppedRows, s.lastDrop = enc.DroppedRows, enc.LastDrop
 	return s
+}
+
+// newMetricSignal is newSignal for metricdata metrics.
+func newMetricSignal(e *build, r *stream.Ring[*metricdata.Metric], b *stream.Batch[*metricdata.Metric], enc *fastconv.MetricEncoder, cfg stream.Config) *signal[*metricdata.Metric] {
+	s := newSignal(e, r, b, cfg)
+	s.droppedRows, s.lastDrop = enc.DroppedRows, enc.LastDrop
+	return s
+}
+
+// metricSignal builds the metricdata pipeline of either protocol.
+func metricSignal(e *build, p fastconv.Protocol, env stream.Envelope) *signal[*metricdata.Metric] {
+	cfg := e.cfg
+	r := stream.NewRing[*metricdata.Metric](cfg.viewRingCapacity())
+	enc := fastconv.NewMetricEncoder(p)
+	b := stream.NewBatch(r, stream.Encoder[*metricdata.Metric](enc), cfg.viewBatch(), cfg.maxBytes, 0, e.room(env))
+	return newMetricSignal(e, r, b, enc, cfg.viewPipeline(env))
 }
 
 // newSignal builds a pipeline over a ring and its batch, for either protocol

@@ -8,6 +8,7 @@ import (
 
 	tracepb "github.com/census-instrumentation/opencensus-proto/gen-go/trace/v1"
 
+	"go.opencensus.io/metric/metricdata"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 	"google.golang.org/grpc/credentials/insecure"
@@ -88,6 +89,10 @@ func (p *openCensus) views(e *build) *signal[*view.Data] {
 	env := stream.NewOpenCensusEnvelope(p.suffix)
 	b := stream.NewBatch(r, stream.Encoder[*view.Data](enc), cfg.viewBatch(), cfg.maxBytes, 0, e.room(env))
 	return newViewSignal(e, r, b, enc, cfg.viewPipeline(env))
+}
+
+func (p *openCensus) metrics(e *build) *signal[*metricdata.Metric] {
+	return metricSignal(e, fastconv.OpenCensus, stream.NewOpenCensusEnvelope(p.suffix))
 }
 
 func (p *openCensus) spanTransport(e *build, _ context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {

@@ -13,6 +13,7 @@ import (
 
 	agentmetricspb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/metrics/v1"
 	agenttracepb "github.com/census-instrumentation/opencensus-proto/gen-go/agent/trace/v1"
+	"go.opencensus.io/metric/metricdata"
 	"go.opencensus.io/stats/view"
 	"go.opencensus.io/trace"
 	"google.golang.org/grpc/credentials"
@@ -194,6 +195,10 @@ func (p *otlp) views(e *build) *signal[*view.Data] {
 	enc := fastconv.NewViewEncoder(fastconv.OTLP, cfg.metricNamePrefix)
 	b := stream.NewBatch(r, stream.Encoder[*view.Data](enc), cfg.viewBatch(), cfg.maxBytes, 0, e.room(p.env))
 	return newViewSignal(e, r, b, enc, cfg.viewPipeline(p.env))
+}
+
+func (p *otlp) metrics(e *build) *signal[*metricdata.Metric] {
+	return metricSignal(e, fastconv.OTLP, p.env)
 }
 
 func (p *otlp) spanTransport(e *build, ctx context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {

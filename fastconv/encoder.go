@@ -131,32 +131,16 @@ func NewViewEncoder(p Protocol, prefix string) *ViewEncoder {
 // then be sent in parts of its rows with Next.
 func (e *ViewEncoder) Encode(vd *view.Data, max int) (enc []byte, size int, err error) {
 	e.split.active, e.split.pending, e.split.measured = false, false, false
-	var m vtMessage
 	if e.otlp != nil {
 		if err = e.otlp.Convert(e.otm, vd, e.prefix); err != nil {
 			return nil, 0, err
 		}
-		m = e.otm
 	} else {
 		if err = e.oc.Convert(e.ocm, vd, e.prefix); err != nil {
 			return nil, 0, err
 		}
-		m = e.ocm
 	}
-	if e.split.large {
-		// The last view was split: this one (the same view, a period
-		// later, as often as not) is measured row by row first (which
-		// the split needs) rather than found too large by a panic,
-		// which allocates.
-		if size = e.measure(); size > max {
-			e.split.pending, e.split.name = true, vd.View.Name
-			return nil, size, nil
-		}
-	}
-	enc, size = e.tail.marshal(m, max)
-	e.split.large = enc == nil
-	// Next may split this view: the batch asks when its field is too large.
-	e.split.pending, e.split.name = true, vd.View.Name
+	enc, size = e.finish(vd.View.Name, max)
 	return enc, size, nil
 }
 

@@ -202,7 +202,7 @@ func (e *ViewEncoder) drop(rows int) {
 		return
 	}
 	e.droppedRows.Add(uint64(rows))
-	err := fmt.Errorf("fastconv: view %q: %d rows each larger alone than a request may carry, dropped", e.split.name, rows)
+	err := fmt.Errorf("fastconv: metric %q: %d rows (time series) each larger alone than a request may carry, dropped", e.split.name, rows)
 	e.lastDrop.Store(&err)
 }
 

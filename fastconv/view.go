@@ -45,6 +45,7 @@ type ocViews struct {
 	dblVals   pool.FreeList[metricspb.Point_DoubleValue]
 	distVals  pool.FreeList[metricspb.Point_DistributionValue]
 	exemplars pool.FreeList[metricspb.DistributionValue_Exemplar]
+	stamps    pool.FreeList[timestamppb.Timestamp] // start timestamps of metricdata series that have none
 
 	names nameCache
 }

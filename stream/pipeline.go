@@ -151,15 +151,19 @@ func (p *Pipeline[T]) Stopped() { p.running.Store(false) }
 // When the ring is full v is dropped and counted, or, with a block timeout,
 // waits for room up to that long. Before Start and after Stop it is a
 // counted no-op.
-func (p *Pipeline[T]) Export(v T) {
+func (p *Pipeline[T]) Export(v T) { p.Offer(v) }
+
+// Offer is Export, reporting whether v was queued (false: dropped and
+// counted).
+func (p *Pipeline[T]) Offer(v T) bool {
 	if !p.running.Load() {
 		p.droppedNotRunning.Add(1)
-		return
+		return false
 	}
 	pos := p.ring.Push(v)
 	if pos == 0 {
 		if pos = p.pushSlow(v); pos == 0 {
-			return
+			return false
 		}
 	}
 	if pos%uint64(p.cfg.WakeEvery) == 0 {
@@ -167,6 +171,7 @@ func (p *Pipeline[T]) Export(v T) {
 	} else if pos&p.convMask == 0 {
 		p.sched.NotifyConvert()
 	}
+	return true
 }
 
 // pushSlow handles a full ring: drop at once, or wait for room up to the
@@ -217,6 +222,7 @@ func (p *Pipeline[T]) SendRaw(ctx context.Context, buf *[]byte, items int) error
 type Stats struct {
 	Snapshot
 	Queued            int // in the ring, the batch, or held by the transport (approximate while items arrive)
+	InFlight          int // of Queued, held by the transport: sent or being sent, no outcome yet
 	DroppedFull       uint64
 	DroppedNotRunning uint64
 }
@@ -230,7 +236,8 @@ func (p *Pipeline[T]) Stats() Stats {
 		DroppedNotRunning: p.droppedNotRunning.Load(),
 	}
 	if t := p.sched.transport(); t != nil {
-		s.Queued += t.Pending()
+		s.InFlight = t.Pending()
+		s.Queued += s.InFlight
 	}
 	return s
 }

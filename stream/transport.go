@@ -211,6 +211,10 @@ type Counters struct {
 	points       atomic.Uint64
 	rotations    atomic.Uint64
 	lastErr      atomic.Pointer[errBox]
+
+	// Durations are the export operations' durations (OTLP calls, all
+	// their attempts), by final status code.
+	Durations Durations
 }
 
 type errBox struct{ err error }

@@ -211,6 +211,14 @@ func (k *call) run() {
 // do makes the call's attempts until one succeeds, the agent refuses it, or
 // Stop ends the connection's context.
 func (k *call) do() {
+	start := time.Now()
+	code := k.attempts()
+	k.u.c.Durations.Observe(time.Since(start), code)
+}
+
+// attempts makes the call's attempts and returns the status code that
+// ended them (OK: acknowledged; Canceled: cut by Stop).
+func (k *call) attempts() codes.Code {
 	u := k.u
 	k.bo.Reset()
 	k.written, k.doubt = false, false
@@ -242,19 +250,19 @@ func (k *call) do() {
 		}
 		if err == nil {
 			k.acknowledged()
-			return
+			return codes.OK
 		}
 		written, unanswered := att.outcome()
 		k.written = k.written || written
 		k.doubt = k.doubt || unanswered
 		if u.conn.Ctx.Err() != nil {
 			k.atStop()
-			return
+			return codes.Canceled
 		}
 		delay, retry := retryable(err)
 		if !retry {
 			k.refused(err, written || att.answered.Load())
-			return
+			return status.Code(err)
 		}
 		u.c.SendFailed()
 		u.c.SetErr(err)
@@ -274,7 +282,7 @@ func (k *call) do() {
 				u.unsent.Add(-1)
 			}
 			k.atStop()
-			return
+			return codes.Canceled
 		}
 		if !written {
 			u.unsent.Add(-1)
