@@ -270,8 +270,10 @@ func WithReplayBytes(n int) ExporterOption {
 // carried: those batches leave the replay and are never sent again; the
 // next stream opens at once, and the channel's round_robin places it on the
 // next address the agent's name resolves to (WithFlushConfirmed makes Flush
-// end the stream the same way). OTLP, whose calls each go to the next
-// address, has no streams.
+// end the stream the same way). OTLP/gRPC, whose calls each go to the next
+// address, has no streams. OTLP/HTTP connections live as long: each is
+// closed after its next request once the age has passed, so that the next
+// one dials, and resolves the name, anew.
 func WithMaxStreamAge(d time.Duration) ExporterOption {
 	return optionFunc(func(c *config) {
 		if d < 0 {

@@ -222,7 +222,7 @@ func (p *otlp) viewTransport(e *build, ctx context.Context, conn *stream.Conn, c
 func (p *otlp) httpConfig(e *build, ep *endpoint, points bool) otlphttp.Config {
 	return otlphttp.Config{URL: ep.url, Headers: ep.headers, Gzip: ep.compressor == "gzip",
 		MaxInFlight: e.cfg.maxInFlight, Timeout: ep.timeout, MaxBackoff: e.cfg.reconnectionPeriod,
-		Points: points, TLS: ep.tls}
+		Points: points, TLS: ep.tls, MaxConnAge: e.cfg.maxStreamAge}
 }
 
 // configStream: OTLP has no Config RPC.

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"github.com/klauspost/compress/gzip"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -57,6 +58,12 @@ type Config struct {
 	MaxBackoff  time.Duration     // caps the backoff and the server's Retry-After
 	// Points makes partial success count data points (metrics).
 	Points bool
+	// MaxConnAge bounds how long a connection carries requests (0: no
+	// bound): every MaxConnAge (drawn from [0.8, 1] of it), each worker
+	// closes its connection after its next request, so that the next one
+	// dials anew and resolves the name again, and a fleet that scaled up
+	// behind it gets requests (net/http keeps a connection forever).
+	MaxConnAge time.Duration
 	// TLS is the client's TLS configuration for https URLs (nil: the
 	// system's roots).
 	TLS *tls.Config
@@ -93,7 +100,8 @@ type Client struct {
 
 	inFlight atomic.Int64
 	pending  atomic.Int64
-	unsent   atomic.Int64 // in flight, waiting to retry an attempt never written
+	unsent   atomic.Int64  // in flight, waiting to retry an attempt never written
+	epoch    atomic.Uint64 // bumped every MaxConnAge: a worker seeing it change closes its connection
 
 	// retryDelay, when set (tests), is told each delay before a retry and
 	// returns the time to wait instead.
@@ -120,6 +128,7 @@ type worker struct {
 	written, answered atomic.Bool
 	// Over the request's attempts.
 	wasWritten, doubt bool
+	epoch             uint64 // the connection epoch this worker last closed for
 }
 
 // New starts the workers of one signal; ctx ends them (the exporter's Stop).
@@ -151,6 +160,9 @@ func New(ctx context.Context, cfg Config, c *stream.Counters) *Client {
 	if u.header.Get("User-Agent") == "" {
 		u.header.Set("User-Agent", "zerocensus-ocagent")
 	}
+	if cfg.MaxConnAge > 0 {
+		go u.ageConnections()
+	}
 	for range cfg.MaxInFlight {
 		k := &worker{u: u, work: make(chan struct{}, 1), ans: make([]byte, 0, 512)}
 		k.trace = &httptrace.ClientTrace{
@@ -168,6 +180,27 @@ func New(ctx context.Context, cfg Config, c *stream.Counters) *Client {
 		go k.run()
 	}
 	return u
+}
+
+// ageConnections bumps the connection epoch every MaxConnAge (jittered)
+// until the exporter stops.
+func (u *Client) ageConnections() {
+	t := time.NewTimer(u.connAge())
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			u.epoch.Add(1)
+			t.Reset(u.connAge())
+		case <-u.ctx.Done():
+			return
+		}
+	}
+}
+
+func (u *Client) connAge() time.Duration {
+	a := u.cfg.MaxConnAge
+	return a - time.Duration(rand.Int64N(int64(a)/5+1))
 }
 
 // NewHTTPTransport is the net/http transport of the exporter's requests:
@@ -397,6 +430,11 @@ func (k *worker) attempt(data []byte) (code int, retryAfter time.Duration, err e
 	// then never replays the body on its own, so that every attempt is one
 	// this worker made, counted and waited for.
 	req.Header = u.header
+	if e := u.epoch.Load(); e != k.epoch {
+		// The connection has carried requests for MaxConnAge: closed
+		// after this one, the next dials (and resolves) anew.
+		k.epoch, req.Close = e, true
+	}
 	resp, err := u.client.Do(req)
 	if err != nil {
 		k.body.wait()

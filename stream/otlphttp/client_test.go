@@ -588,3 +588,26 @@ func TestModel(t *testing.T) {
 		r.u.Abort()
 	}
 }
+
+// TestConnectionsAgeOut: with MaxConnAge, a connection that has carried
+// requests that long is closed after its next request, and the request
+// after that dials anew (a fleet behind the name gets its share). The test
+// waits for the age to pass (the epoch), not for a clock.
+func TestConnectionsAgeOut(t *testing.T) {
+	s := startScript(t, ok)
+	r := newRig(t, s.srv.URL+TracesPath, Config{MaxInFlight: 1, MaxConnAge: time.Millisecond})
+	for i := range 5 {
+		e := r.u.epoch.Load()
+		for r.u.epoch.Load() == e {
+			time.Sleep(time.Millisecond) // until the age has passed: a condition, any machine
+		}
+		r.send(uint32(i), 1, 100)
+		r.settle(t)
+	}
+	if c := s.conns.Load(); c < 3 {
+		t.Fatalf("%d connections for 5 requests each after an age had passed, want a new one after each close", c)
+	}
+	if st := r.c.Snapshot(); st.Exported != 5 || st.SendFailures != 0 {
+		t.Fatalf("%+v", st)
+	}
+}
