@@ -200,7 +200,7 @@ func TestDeliveryAcrossAbruptRestarts(t *testing.T) {
 // reconnect, every round, and then gets the round's spans. How soon is
 // logged, not asserted (a busy machine delays any reconnection); that the
 // period caps the delay between attempts is TestBackoffCappedByPeriod
-// (internal/transport), which reads no clock.
+// (stream/backoff.go), which reads no clock.
 func TestShortReconnectionPeriod(t *testing.T) {
 	a := startAgent(t, mockagent.WithDiscard(), mockagent.WithSpanIDCounts())
 	e := newExporter(t, a, WithReconnectionPeriod(20*time.Millisecond))

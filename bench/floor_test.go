@@ -18,7 +18,7 @@ type vtMessage interface {
 
 // BenchmarkFloor is the physical limit of this design: only encoding the
 // same span (or view), already converted into this module's generated
-// message, with MarshalToSizedBufferVT into a reused buffer, as package batch
+// message, with MarshalToSizedBufferVT into a reused buffer, as fastconv's encoders
 // does it (without SizeVT: the encoder writes at the end of a buffer larger
 // than the message). No conversion, no batching, no gRPC. make bench reports every scenario's
 // ns/span (ns/row) as a ratio to the floor of its shape (view).

@@ -1,8 +1,9 @@
-// Package ocdata holds what both converters (fastconv for the OpenCensus
-// protocol, otlpconv for OTLP) need to know about OpenCensus data: how a view
+package fastconv
+
+// ocdata.go holds what both converters (span.go and view.go for the
+// OpenCensus protocol, otlp_*.go for OTLP) need to know about OpenCensus data: how a view
 // is validated and what its rows become, the prefixed metric names, and the
 // reuse helpers both use to fill generated messages in place.
-package fastconv
 
 import (
 	"errors"

@@ -1,7 +1,9 @@
-// Package otlpconv converts OpenCensus data into this module's generated
-// OTLP messages without allocating in steady state: spans (SpanConverter),
-// views (ViewConverter), the resource of a request (Resource), and
-// caller-built OpenCensus requests (TraceRequest, MetricsRequest).
+package fastconv
+
+// otlp*.go convert OpenCensus data into this module's generated
+// OTLP messages without allocating in steady state: spans (otlpSpans),
+// views (otlpViews), the resource of a request (otlpResource), and
+// caller-built OpenCensus requests (otlpTraceRequest, otlpMetricsRequest).
 //
 // The mapping is exactly what the OpenTelemetry Collector v0.133.0's
 // opencensusreceiver produced from this exporter's OpenCensus output (its
@@ -10,11 +12,10 @@
 // OTLP has a field for something that translation dropped, it is carried and
 // listed on the converter (docs/otlp.md: "Mapping").
 //
-// Like fastconv, a converter fills a destination message in place, reusing
+// Like the OpenCensus converters, a converter fills a destination message in place, reusing
 // every child, slice element and oneof wrapper already there and keeping
 // what the new value does not need in its free lists. A converter and the
 // messages it fills belong to one goroutine (the pipeline's scheduler).
-package fastconv
 
 import (
 	"time"

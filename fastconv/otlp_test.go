@@ -187,7 +187,7 @@ func TestSpanAdditions(t *testing.T) {
 	}
 }
 
-// convertEncodeOTLP is the per-span work of a batch (package batch): convert in
+// convertEncodeOTLP is the per-span work of an encoder (encoder.go): convert in
 // place, then marshal at the end of a reused scratch buffer, without SizeVT.
 // It returns the encoded span, which lives in scratch.
 func convertEncodeOTLP(c *otlpSpans, dst *tracepb.Span, sd *trace.SpanData, scratch []byte) []byte {

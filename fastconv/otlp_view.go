@@ -15,7 +15,7 @@ import (
 	"github.com/zerocensus/ocagent/pool"
 )
 
-var errNilMetricOTLP = errors.New("otlpconv: expecting a non-nil destination metric")
+var errNilMetricOTLP = errors.New("fastconv: expecting a non-nil destination metric")
 
 // otlpViews converts *view.Data into OTLP *metricspb.Metric in place.
 // Converting views of the same shape into the same destination allocates
@@ -58,7 +58,7 @@ func (c *otlpViews) Convert(dst *metricspb.Metric, vd *view.Data, prefix string)
 	}
 	kind, err := kindOf(vd)
 	if err != nil {
-		return fmt.Errorf("otlpconv: %w", err)
+		return fmt.Errorf("fastconv: %w", err)
 	}
 	v := vd.View
 	dst.Name = c.names.Metric(dst.Name, prefix, v)

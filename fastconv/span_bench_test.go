@@ -14,7 +14,7 @@ var shapes = []struct {
 	sd   func() *trace.SpanData
 }{{"small", testspans.Small}, {"typical", testspans.Typical}, {"large", testspans.Large}}
 
-// convertEncode is the per-span work of a batch (package batch): convert in
+// convertEncode is the per-span work of an encoder (encoder.go): convert in
 // place, then marshal at the end of a reused scratch buffer, without SizeVT.
 // It returns the encoded span, which lives in scratch.
 func convertEncode(c *ocSpans, dst *tracepb.Span, sd *trace.SpanData, scratch []byte) []byte {

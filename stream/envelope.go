@@ -1,7 +1,7 @@
 package stream
 
 // The envelope lays out an Export request around a batch body (the run
-// of items fields that package batch encodes). The two protocols differ only
+// of items fields that Batch encodes). The two protocols differ only
 // here:
 //
 //   - OpenCensus: the items are top-level fields of the request, followed by

@@ -22,7 +22,7 @@ import (
 	"github.com/zerocensus/ocagent/pool"
 )
 
-// Source is the batching half of a pipeline (package batch implements it).
+// Source is the batching half of a pipeline (Batch implements it).
 // Only the scheduler goroutine calls Fill, Full, Take and Discard; Held and
 // Queued are safe from any goroutine.
 type Source interface {
