@@ -58,6 +58,7 @@ type config struct {
 	replayBytes  int
 	maxStreamAge time.Duration
 	confirmFlush bool
+	confirmBytes int // -1: the replay budget (WithConfirmBytes)
 
 	protocol      Protocol
 	tlsConfig     *tls.Config // WithTLSConfig
@@ -83,6 +84,7 @@ func defaultConfig() config {
 		maxBytes:     DefaultMaxBatchBytes,
 		replayBytes:  DefaultReplayBytes,
 		maxStreamAge: DefaultMaxStreamAge,
+		confirmBytes: -1,
 
 		exportTimeout: DefaultExportTimeout,
 		maxInFlight:   DefaultMaxConcurrentExports,
@@ -162,4 +164,14 @@ func (c *config) spanPipeline(env stream.Envelope) stream.Config {
 
 func (c *config) viewPipeline(env stream.Envelope) stream.Config {
 	return stream.Config{Delay: c.viewDelay, WakeEvery: c.viewBatch(), Envelope: env}
+}
+
+// streamConfirmBytes is ocstream.Config.ConfirmBytes: the replay budget
+// unless WithConfirmBytes set less (more would never be reached: the
+// replay holds at most its budget).
+func (c *config) streamConfirmBytes() int {
+	if c.confirmBytes < 0 || c.confirmBytes > c.replayBytes {
+		return c.replayBytes
+	}
+	return c.confirmBytes
 }

@@ -227,6 +227,9 @@ func TestInvalidOptions(t *testing.T) {
 		"prewarm":  WithPoolPrewarm(-1),
 		"block":    WithBlockWhenFull(0),
 		"ringsize": WithSpanRingCapacity(1 << 30),
+		"confirm":  WithConfirmBytes(-1),
+		"age":      WithMaxStreamAge(-time.Second),
+		"replay":   WithReplayBytes(-1),
 	} {
 		if _, err := NewUnstartedExporter(WithInsecure(), opt); err == nil {
 			t.Errorf("%s: invalid option accepted", name)

@@ -96,12 +96,12 @@ func (p *openCensus) metrics(e *build) *signal[*metricdata.Metric] {
 }
 
 func (p *openCensus) spanTransport(e *build, _ context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {
-	return ocstream.New(conn, ocstream.Config{Method: traceExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush},
+	return ocstream.New(conn, ocstream.Config{Method: traceExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush, ConfirmBytes: e.cfg.streamConfirmBytes()},
 		e.bufs, c)
 }
 
 func (p *openCensus) viewTransport(e *build, _ context.Context, conn *stream.Conn, c *stream.Counters) stream.Transport {
-	return ocstream.New(conn, ocstream.Config{Method: metricsExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush},
+	return ocstream.New(conn, ocstream.Config{Method: metricsExportMethod, Header: p.header, ReplayBytes: e.cfg.replayBytes, MaxAge: e.cfg.maxStreamAge, ConfirmOnFlush: e.cfg.confirmFlush, ConfirmBytes: e.cfg.streamConfirmBytes()},
 		e.bufs, c)
 }
 

@@ -40,7 +40,7 @@ type Stats struct {
 	ViewsResent              uint64
 	ViewsInDoubt             uint64
 	Reconnects               uint64 // trace streams opened after the first (rotations included)
-	Rotations                uint64 // trace streams ended cleanly and confirmed by the agent (WithMaxStreamAge; Flush with WithFlushConfirmed)
+	Rotations                uint64 // trace streams ended cleanly and confirmed by the agent (WithMaxStreamAge, WithConfirmBytes; Flush with WithFlushConfirmed)
 	ConfigUpdates            uint64 // sampler configurations applied from the agent
 	LastError                error  // the trace transport's last error; nil while connected
 	ConfigError              error  // the error that ended the last Config stream ("unimplemented" from an OpenTelemetry Collector)

@@ -55,6 +55,17 @@ type Config struct {
 	// 90 allocations); without it Confirm does nothing and Flush returns
 	// once everything was handed to the stream, as upstream's.
 	ConfirmOnFlush bool
+	// ConfirmBytes rotates a stream, as MaxAge does, once the batches it
+	// has sent since its last confirmation would exceed this many bytes
+	// with the next one: the rotation confirms them (the agent ended the
+	// stream after reading them), so that a break resends at most this
+	// much, and with ConfirmBytes <= ReplayBytes a batch leaves the replay
+	// confirmed, whatever the agent's flow-control window (unless a
+	// rotation failed: the replay is then bounded by twice ReplayBytes). Each
+	// rotation costs a round trip and a new stream (about 90
+	// allocations). 0: never (the replay then evicts its oldest batches,
+	// read or not).
+	ConfirmBytes int
 }
 
 // Stream is the OpenCensus transport of one signal. Only the pipeline's
@@ -222,13 +233,19 @@ func (s *Stream) connect() error {
 	return nil
 }
 
+// full reports whether sending n more bytes on the open stream would take
+// what it carried unconfirmed past ConfirmBytes.
+func (s *Stream) full(n int) bool {
+	return s.cfg.ConfirmBytes > 0 && s.carried && s.sentBytes+n > s.cfg.ConfirmBytes
+}
+
 func (s *Stream) hasUnsent() bool {
 	return len(s.frames) > 0 && !s.frames[len(s.frames)-1].sent
 }
 
 // Send implements stream.Transport.
 func (s *Stream) Send(buf mem.Buffer, items int) {
-	if s.stream != nil && !s.expires.IsZero() && !time.Now().Before(s.expires) {
+	if s.stream != nil && (s.full(buf.Len()) || !s.expires.IsZero() && !time.Now().Before(s.expires)) {
 		s.rotate(s.conn.Ctx)
 		if s.stream == nil {
 			_ = s.connect()
@@ -295,10 +312,18 @@ func (s *Stream) keep(buf mem.Buffer, items int, sent bool) {
 
 // evict drops the oldest sent frames beyond the replay budget. Only frames a
 // stream accepted are evicted, and only after the newest was accepted: a
-// failed send never shrinks what is kept.
+// failed send never shrinks what is kept. With ConfirmBytes the stream is
+// rotated before its frames pass the budget, and only what a reconnection
+// resends on top of the frames that waited for it (at most a budget each,
+// Ready refusing beyond) can exceed it: twice the budget is then the bound,
+// so that nothing is evicted unconfirmed.
 func (s *Stream) evict() {
+	limit := s.cfg.ReplayBytes
+	if s.cfg.ConfirmBytes > 0 {
+		limit *= 2
+	}
 	drop := 0
-	for drop < len(s.frames) && s.frames[drop].sent && s.sentBytes > s.cfg.ReplayBytes {
+	for drop < len(s.frames) && s.frames[drop].sent && s.sentBytes > limit {
 		s.sentBytes -= s.frames[drop].buf.Len()
 		s.frames[drop].buf.Free()
 		s.frames[drop] = frame{}

@@ -74,6 +74,12 @@ func startScriptAgent(t *testing.T) *scriptAgent {
 		select {
 		case err := <-read:
 			if err == io.EOF {
+				a.mu.Lock()
+				dying := a.stalled
+				a.mu.Unlock()
+				if dying { // an agent that stopped processing cannot end cleanly
+					return status.Error(codes.Unavailable, "agent dying")
+				}
 				return nil // the client half-closed: read to the end
 			}
 			return err
@@ -106,17 +112,25 @@ func (a *scriptAgent) next(t *testing.T, seed int) seen {
 }
 
 // streamModel is the trivial reference of the replay: frames in the order
-// they were kept, sent ones evicted oldest first beyond the budget.
+// they were kept, sent ones evicted oldest first beyond the budget; a
+// stream whose sent frames would pass confirm with the next is rotated
+// before it (a clean end, which releases them, unless the agent is dying).
 type streamModel struct {
-	budget    int
-	frames    []modelFrame
-	sentBytes int
-	up        bool
-	stalled   bool
-	resend    bool
-	exported  int
-	resent    int
-	delivered []uint32 // the ids the agent processed, in order
+	budget          int
+	confirm         int
+	carried         bool
+	rotations       int
+	evicted         int // sent frames evicted unconfirmed
+	failedRotations int
+	maxUnsent       int // the most bytes that waited for a stream
+	frames          []modelFrame
+	sentBytes       int
+	up              bool
+	stalled         bool
+	resend          bool
+	exported        int
+	resent          int
+	delivered       []uint32 // the ids the agent processed, in order
 }
 
 type modelFrame struct {
@@ -125,10 +139,18 @@ type modelFrame struct {
 	sent bool
 }
 
+func (m *streamModel) limit() int {
+	if m.confirm > 0 {
+		return 2 * m.budget
+	}
+	return m.budget
+}
+
 func (m *streamModel) evict() {
-	for len(m.frames) > 0 && m.frames[0].sent && m.sentBytes > m.budget {
+	for len(m.frames) > 0 && m.frames[0].sent && m.sentBytes > m.limit() {
 		m.sentBytes -= m.frames[0].size
 		m.frames = m.frames[1:]
+		m.evicted++
 	}
 }
 
@@ -149,19 +171,39 @@ func (m *streamModel) onStream(id uint32) {
 	}
 }
 
-func (m *streamModel) send(id uint32, size int) {
+// send returns how many messages the agent reads (none while down).
+func (m *streamModel) send(id uint32, size int) (messages int) {
 	if !m.up {
 		m.frames = append(m.frames, modelFrame{id: id, size: size})
-		return
+		unsent := 0
+		for _, f := range m.frames {
+			if !f.sent {
+				unsent += f.size
+			}
+		}
+		m.maxUnsent = max(m.maxUnsent, unsent)
+		return 0
 	}
+	if m.confirm > 0 && m.carried && m.sentBytes+size > m.confirm {
+		if m.stalled { // the dying agent cannot end it cleanly: a break
+			m.failedRotations++
+			m.broken()
+		} else {
+			m.rotations++
+			m.frames, m.sentBytes, m.resend = m.frames[:0], 0, false
+		}
+		messages = m.connect()
+	}
+	m.carried = true
 	m.onStream(id)
 	m.exported++
 	if m.budget <= 0 || size > m.budget {
-		return
+		return messages + 1
 	}
 	m.frames = append(m.frames, modelFrame{id: id, size: size, sent: true})
 	m.sentBytes += size
 	m.evict()
+	return messages + 1
 }
 
 func (m *streamModel) connect() (messages int) {
@@ -180,13 +222,14 @@ func (m *streamModel) connect() (messages int) {
 		}
 		messages = len(m.frames)
 		m.resend = false
+		m.carried = len(m.frames) > 0
 		m.evict()
 	}
 	return messages + 1 // and the header
 }
 
 func (m *streamModel) broken() {
-	m.up = false
+	m.up, m.carried = false, false
 	m.resend = len(m.frames) > 0
 }
 
@@ -201,7 +244,7 @@ func (m *streamModel) broken() {
 // (poison builds overwrite returned buffers) shows as a wrong id.
 func TestStreamModel(t *testing.T) {
 	a := startScriptAgent(t)
-	var frames, kills, stalls, reconnects, resent, lostTotal int
+	var frames, kills, stalls, reconnects, resent, rotations, lostTotal, guarded int
 	seeds := 500
 	if testing.Short() {
 		seeds = 100
@@ -216,9 +259,13 @@ func TestStreamModel(t *testing.T) {
 		bufs := pool.NewBuffers()
 		c := new(stream.Counters)
 		budget := []int{0, 300, 1000, 4000, 1 << 20}[r.IntN(5)]
+		confirm := 0
+		if r.IntN(2) == 0 {
+			confirm = min(budget, []int{700, 2000, 5000}[r.IntN(3)])
+		}
 		header := []byte{0xff, 0xff, 0xff, 0xff, 'N', 'o', 'd', 'e'}
-		s := New(conn, Config{Method: "/test.Agent/Export", Header: header, ReplayBytes: budget}, bufs, c)
-		m := &streamModel{budget: budget}
+		s := New(conn, Config{Method: "/test.Agent/Export", Header: header, ReplayBytes: budget, ConfirmBytes: confirm}, bufs, c)
+		m := &streamModel{budget: budget, confirm: confirm}
 
 		// got reads n messages the agent took off the stream and records
 		// the ids it processed.
@@ -263,12 +310,8 @@ func TestStreamModel(t *testing.T) {
 				for i := 4; i < size; i++ {
 					(*b)[i] = byte(id + uint32(i-4))
 				}
-				up := s.stream != nil
 				s.Send(mem.NewBuffer(b, bufs), 1)
-				m.send(id, size)
-				if up {
-					take(1)
-				}
+				take(m.send(id, size))
 			case k == 6 && m.up && !m.stalled: // the agent stops processing
 				stalls++
 				a.stall()
@@ -287,8 +330,8 @@ func TestStreamModel(t *testing.T) {
 				reconnects++
 				connect()
 			}
-			if s.sentBytes > max(budget, 0) {
-				t.Fatalf("seed %d op %d: replay holds %d bytes over the budget %d", seed, op, s.sentBytes, budget)
+			if s.sentBytes > m.limit() {
+				t.Fatalf("seed %d op %d: replay holds %d bytes over its limit %d", seed, op, s.sentBytes, m.limit())
 			}
 			if p := s.Pending(); p != m.pending() {
 				t.Fatalf("seed %d op %d: pending %d, model %d", seed, op, p, m.pending())
@@ -313,8 +356,8 @@ func TestStreamModel(t *testing.T) {
 		if !slices.Equal(got, m.delivered) {
 			t.Fatalf("seed %d (budget %d): the agent processed\n%v\nthe model says\n%v", seed, budget, got, m.delivered)
 		}
-		if int(snap.Exported) != m.exported || int(snap.Resent) != m.resent {
-			t.Fatalf("seed %d: exported %d resent %d, model %d and %d", seed, snap.Exported, snap.Resent, m.exported, m.resent)
+		if int(snap.Exported) != m.exported || int(snap.Resent) != m.resent || int(snap.Rotations) != m.rotations {
+			t.Fatalf("seed %d: exported %d resent %d rotations %d, model %d, %d and %d", seed, snap.Exported, snap.Resent, snap.Rotations, m.exported, m.resent, m.rotations)
 		}
 		// Count by id: what the agent never processed is exactly what the
 		// budget could not keep.
@@ -330,7 +373,19 @@ func TestStreamModel(t *testing.T) {
 		}
 		frames += int(id)
 		resent += m.resent
+		rotations += m.rotations
 		lostTotal += lost
+		// Confirmed by size, no frame is evicted unread unless more waited
+		// for a stream than the budget (the pipeline's Ready refuses that)
+		// or a rotation failed (each failure resends everything kept, and
+		// one frame more: agents that never end cleanly are bounded by the
+		// limit alone).
+		if confirm > 0 && budget >= 700 && m.maxUnsent <= budget && m.failedRotations == 0 {
+			guarded++
+			if m.evicted != 0 {
+				t.Fatalf("seed %d: %d frames evicted unconfirmed with confirmation every %d bytes (budget %d)", seed, m.evicted, confirm, budget)
+			}
+		}
 		if budget >= 1<<20 && lost != 0 {
 			t.Fatalf("seed %d: %d frames lost with a replay larger than everything sent", seed, lost)
 		}
@@ -341,6 +396,6 @@ func TestStreamModel(t *testing.T) {
 		cancel()
 		conn.Close()
 	}
-	t.Logf("%d sequences: %d frames, %d stalls, %d stream kills, %d reconnections, %d frames resent, %d lost (all beyond a replay budget)",
-		seeds, frames, stalls, kills, reconnects, resent, lostTotal)
+	t.Logf("%d sequences: %d frames, %d stalls, %d stream kills, %d reconnections, %d rotations by size, %d frames resent, %d lost (all beyond a replay budget); %d sequences confirmed by size with nothing evicted unconfirmed",
+		seeds, frames, stalls, kills, reconnects, rotations, resent, lostTotal, guarded)
 }
