@@ -251,7 +251,8 @@ func WithDropWhenFull() ExporterOption {
 //
 // 0 turns both off: at most once for batches handed to gRPC, and only the
 // ring holds spans while the agent is down. Memory: up to 2n bytes per
-// stream. OTLP, whose calls are acknowledged, has no replay.
+// stream (3n while an agent fails to end streams cleanly: WithConfirmBytes).
+// OTLP, whose calls are acknowledged, has no replay.
 func WithReplayBytes(n int) ExporterOption {
 	return optionFunc(func(c *config) {
 		if n < 0 {
