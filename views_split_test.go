@@ -125,7 +125,7 @@ func checkEveryRowOnce(t *testing.T, agg string, rows int, seen map[string]int, 
 	t.Helper()
 	for i := range rows {
 		if n := seen[fmt.Sprint("e", i)]; n != 1 {
-			t.Fatalf("%s view of %d rows: endpoint e%d arrived %d times", agg, rows, i, n)
+			t.Fatalf("%s view of %d rows: endpoint e%d arrived %d times; stats %+v", agg, rows, i, n, st)
 		}
 	}
 	if parts < 2 || st.ViewsDroppedInvalid != 0 || st.PointsDroppedOversize != 0 || st.ViewsLastError != nil {

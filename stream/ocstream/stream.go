@@ -66,7 +66,18 @@ type Config struct {
 	// allocations). 0: never (the replay then evicts its oldest batches,
 	// read or not).
 	ConfirmBytes int
+	// EndTimeout bounds a rotation's wait for the agent to end the stream
+	// (0: DefaultEndTimeout). The agent ends it once it has read
+	// everything sent, which can be megabytes behind on a busy agent;
+	// an end not seen in time breaks the stream instead (its frames are
+	// resent: duplicates, never a loss).
+	EndTimeout time.Duration
 }
+
+// DefaultEndTimeout is Config.EndTimeout's default: long enough for a busy
+// agent to read a replay's worth (up to its flow-control window), where
+// the connection's AttemptTimeout is sized for opening a stream.
+const DefaultEndTimeout = 10 * time.Second
 
 // Stream is the OpenCensus transport of one signal. Only the pipeline's
 // scheduler goroutine calls its methods, except Pending and Events.
@@ -430,7 +441,11 @@ func (s *Stream) end(ctx context.Context) bool {
 	}
 	clean := false
 	if err := s.stream.CloseSend(); err == nil && !endedBefore {
-		wait, cancel := context.WithTimeout(ctx, s.conn.AttemptTimeout)
+		d := s.cfg.EndTimeout
+		if d <= 0 {
+			d = DefaultEndTimeout
+		}
+		wait, cancel := context.WithTimeout(ctx, d)
 		select {
 		case <-s.recv.done:
 			clean = s.recv.err == io.EOF
