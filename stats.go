@@ -2,10 +2,13 @@ package ocagent
 
 // Stats are the exporter's own monotonic counters. Every span given to
 // ExportSpan is, at any time, exactly one of: queued, exported, rejected, or
-// dropped for one of the reasons below (and likewise every view).
+// dropped for one of the reasons below (and likewise every view). A
+// snapshot taken while spans move may count one that is moving in two
+// places; it never misses one (it reads in their direction of travel), and
+// at rest the sum is exact.
 type Stats struct {
 	SpansExported            uint64 // handed to a stream (OpenCensus) or acknowledged by the agent (OTLP)
-	SpansQueued              int    // in the ring, the batch, or held by the transport for a resend (approximate while spans arrive)
+	SpansQueued              int    // in the ring, the batch, or held by the transport for a resend
 	SpansInFlight            int    // of SpansQueued, held by the transport: sent or being sent with no outcome yet (OTLP: unanswered; OpenCensus: in frames no stream accepted)
 	SpansDroppedFull         uint64 // the ring was full
 	SpansDroppedNotRunning   uint64 // ExportSpan before Start or after Stop

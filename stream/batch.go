@@ -156,6 +156,8 @@ func (b *Batch[T]) Fill() (items, size int) {
 				continue
 			}
 		} else {
+			// Held counts the item before the ring lets it go (Stats).
+			b.held.Store(int64(b.heldNow() + 1))
 			v, ok := b.ring.Pop()
 			if !ok {
 				break
@@ -239,7 +241,9 @@ func (b *Batch[T]) Take() (buf *[]byte, at, items int) {
 // or an item is carried.
 func (b *Batch[T]) Full() bool { return b.carry || b.n >= b.maxItems }
 
-func (b *Batch[T]) publish() {
+func (b *Batch[T]) publish() { b.held.Store(int64(b.heldNow())) }
+
+func (b *Batch[T]) heldNow() int {
 	h := b.n
 	if b.carry {
 		h += b.cItems
@@ -247,7 +251,7 @@ func (b *Batch[T]) publish() {
 	if b.splitting {
 		h++
 	}
-	b.held.Store(int64(h))
+	return h
 }
 
 // Held is the number of items taken from the ring and not yet handed over by

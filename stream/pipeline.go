@@ -221,7 +221,7 @@ func (p *Pipeline[T]) SendRaw(ctx context.Context, buf *[]byte, items int) error
 // Stats is one pipeline's counters.
 type Stats struct {
 	Snapshot
-	Queued            int // in the ring, the batch, or held by the transport (approximate while items arrive)
+	Queued            int // in the ring, the batch, or held by the transport (an item moving meanwhile may count twice, never zero times)
 	InFlight          int // of Queued, held by the transport: sent or being sent, no outcome yet
 	DroppedFull       uint64
 	DroppedNotRunning uint64
@@ -229,15 +229,20 @@ type Stats struct {
 
 // Stats reads the pipeline's counters.
 func (p *Pipeline[T]) Stats() Stats {
-	s := Stats{
-		Snapshot:          p.c.Snapshot(),
-		Queued:            p.ring.Len() + p.src.Held(),
-		DroppedFull:       p.droppedFull.Load(),
-		DroppedNotRunning: p.droppedNotRunning.Load(),
-	}
+	// Read in the items' direction of travel (ring, batch, hand-over,
+	// transport, outcome), each step counting an item in its next place
+	// before leaving the last: an item moving meanwhile is then seen once,
+	// or twice for a moment, never not at all.
+	var s Stats
+	s.Queued = p.ring.Len()
+	s.Queued += p.src.Held()
+	s.Queued += int(p.sched.handing.Load())
 	if t := p.sched.transport(); t != nil {
 		s.InFlight = t.Pending()
 		s.Queued += s.InFlight
 	}
+	s.Snapshot = p.c.Snapshot()
+	s.DroppedFull = p.droppedFull.Load()
+	s.DroppedNotRunning = p.droppedNotRunning.Load()
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -510,5 +511,74 @@ func BenchmarkSmallBatch(b *testing.B) {
 		for tp.Stats().Exported < uint64(n) {
 			time.Sleep(time.Microsecond)
 		}
+	}
+}
+
+// TestStatsNeverMissAnItem: Stats read while items travel (a producer, the
+// scheduler converting, carrying and handing batches over, calls completing)
+// counts every pushed item somewhere, at every read: exported + queued +
+// dropped is never below what was pushed before the read began.
+func TestStatsNeverMissAnItem(t *testing.T) {
+	for _, calls := range []int{0, 2} {
+		t.Run(fmt.Sprintf("maxCalls=%d", calls), func(t *testing.T) {
+			n := 50_000
+			if raceEnabled {
+				n = 5_000
+			}
+			tp := newTestPipeConverting(t, 10, 1<<12, 7, 50, 3)
+			tp.fake.setMaxCalls(calls)
+			var pushed atomic.Int64
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { // the agent answering
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if calls > 0 {
+						tp.fake.complete()
+					}
+					runtime.Gosched()
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for i := range n {
+					for tp.ring.Len() > 1<<11 { // let them travel rather than drop
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						runtime.Gosched()
+					}
+					tp.Export(uint32(i))
+					pushed.Add(1)
+				}
+			}()
+			reads, done := 0, false
+			for !done {
+				p := pushed.Load()
+				done = p == int64(n)
+				st := tp.Stats()
+				if got := int64(st.Exported) + int64(st.Queued) + int64(st.DroppedFull); got < p {
+					close(stop)
+					wg.Wait()
+					t.Fatalf("read %d: %d pushed, Stats count %d (exported %d, queued %d, in flight %d, dropped %d)",
+						reads, p, got, st.Exported, st.Queued, st.InFlight, st.DroppedFull)
+				}
+				reads++
+			}
+			close(stop)
+			wg.Wait()
+			if st := tp.Stats(); st.DroppedFull != 0 {
+				t.Fatalf("%d dropped: the test wants them travelling", st.DroppedFull)
+			}
+			t.Logf("%d reads while %d items travelled", reads, n)
+		})
 	}
 }

@@ -28,6 +28,12 @@ type Scheduler struct {
 	t    Transport                 // set by Start before run; used by the scheduler goroutine
 	tp   atomic.Pointer[Transport] // the same, for other goroutines (nil before Start)
 
+	// handing counts the items between Take and the transport's Send: set
+	// before Take stops counting them as held, cleared after Send counts
+	// them, so that Stats, reading in the items' direction of travel, sees
+	// every item at least once.
+	handing atomic.Int64
+
 	wake  chan struct{}
 	conv  chan struct{}
 	owed  bool // a wake or the delay asked to send what is queued, and the transport was busy
@@ -207,6 +213,7 @@ func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 		if size == 0 || !partial && !s.src.Full() {
 			return false, 0
 		}
+		s.handing.Store(int64(s.src.Held()))
 		buf, at, items := s.src.Take()
 		start, end := s.cfg.Envelope.Wrap(*buf, at, size)
 		*buf = (*buf)[:end]
@@ -220,6 +227,7 @@ func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 			gap.Free()
 		}
 		s.t.Send(req, items)
+		s.handing.Store(0)
 		budget -= items
 	}
 	return false, 0
