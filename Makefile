@@ -31,7 +31,7 @@ test: vet check-generate
 ## after LOADED_HOG_LIMIT or when this shell is gone. The tests are chosen by
 ## -run regex (LOADED_TESTS, over LOADED_PKGS), the models with -short: a
 ## few minutes on 2 cores.
-LOADED_TESTS := ^Test((EveryIDOnce|DeliveryAcross|OTLPDeliveryAcross|ShortReconnection|CarriedSpan|AgentEndingEarly|SendLimit|BlackHole|AgentDownAtStart|ConcurrentExportFlushStop|SilentTCPPeer|SlowAgent|ReconnectAfterAgentRestart|SpansWaitWhileAgentIsDown|RestartKeepsAddress|StartStopSemantics|DeliveryExactlyOnce|OTLPFleet|OpenCensusFleet|OpenCensusRotation|ConfirmBytes|FlushConfirms|AccountingModel)[A-Za-z]*|[A-Za-z]*Model)$$
+LOADED_TESTS := ^Test((EveryIDOnce|DeliveryAcross|OTLPDeliveryAcross|ShortReconnection|CarriedSpan|AgentEndingEarly|SendLimit|BlackHole|AgentDownAtStart|ConcurrentExportFlushStop|SilentTCPPeer|SlowAgent|ReconnectAfterAgentRestart|SpansWaitWhileAgentIsDown|RestartKeepsAddress|StartStopSemantics|DeliveryExactlyOnce|OTLPFleet|OpenCensusFleet|OpenCensusRotation|ConfirmBytes|FlushConfirms|AccountingModel|StatsNeverMiss)[A-Za-z]*|[A-Za-z]*Model)$$
 LOADED_PKGS := . ./stream/... ./internal/mockagent
 LOADED_HOG_LIMIT ?= 15m
 test-loaded:
