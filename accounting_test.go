@@ -356,11 +356,13 @@ func TestAccountingModelOTLP(t *testing.T) {
 	)
 	cases = append(cases,
 		// Over the call's send limit (the user's dial option): gRPC refuses
-		// it before it is written; dropped as oversize, never retried.
+		// it before it is written; dropped as oversize, never retried. Each
+		// span alone is over the limit, so that every batch is, wherever
+		// the scheduler cuts them (CI saw a first batch of 10 go out).
 		modelCase{"send-limit-below-batch", func(t *testing.T, m *model) {
 			m.exporter(t, WithGRPCDialOption(grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(4096))))
 			for i := range modelSpans {
-				m.e.ExportSpan(sizedSpan(i, 500))
+				m.e.ExportSpan(sizedSpan(i, 4500))
 			}
 			m.given += modelSpans
 			m.stop(t)

@@ -322,7 +322,8 @@ func TestSendLimitBelowBatch(t *testing.T) {
 	e := newExporter(t, a, WithMaxBatchDelay(time.Hour),
 		WithGRPCDialOption(grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(4096))))
 	for i := range 20 {
-		e.ExportSpan(sizedSpan(i, 500))
+		// Each alone over the limit: every batch is, however cut.
+		e.ExportSpan(sizedSpan(i, 4500))
 	}
 	e.Flush()
 	// The refused batch's fate first, so that the next span cannot join it.

@@ -54,7 +54,8 @@ func TestSpansArriveWithNodeFirst(t *testing.T) {
 	t.Setenv("OC_RESOURCE_TYPE", "test-type")
 	t.Setenv("OC_RESOURCE_LABELS", `a="1",b="2"`)
 	a := startAgent(t)
-	e := newExporter(t, a, WithMaxBatchSpans(10))
+	// No delay to cut a batch early on a stalled machine: 10, 10, then Flush's 5.
+	e := newExporter(t, a, WithMaxBatchSpans(10), WithMaxBatchDelay(time.Hour))
 	for i := 0; i < 25; i++ {
 		e.ExportSpan(span(i))
 	}

@@ -64,7 +64,7 @@ func traceRequests(t *testing.T, a *otlpagent.Agent) []*colltracepb.ExportTraceS
 // the converter's output.
 func TestOTLPSpansArrive(t *testing.T) {
 	a := startOTLPAgent(t)
-	e := newOTLPExporter(t, a)
+	e := newOTLPExporter(t, a, WithMaxBatchDelay(time.Hour)) // one batch, Flush's
 	sds := []func() *trace.SpanData{testspans.Full, testspans.Typical, testspans.Small}
 	for _, sd := range sds {
 		e.ExportSpan(sd())
