@@ -58,6 +58,21 @@ func spread(t *testing.T, what string, shares []int, n int) {
 	t.Logf("%s: shares %v of %d", what, shares, n)
 }
 
+// idCounter is a test agent that counts span ids (otlpagent, mockagent).
+type idCounter interface {
+	SpanIDs() (unique, duplicates int64)
+}
+
+// shares is each agent's distinct span ids, and their duplicates in all.
+func shares[A idCounter](agents []A) (unique []int, dups int) {
+	unique = make([]int, len(agents))
+	for i, a := range agents {
+		u, d := a.SpanIDs()
+		unique[i], dups = int(u), dups+int(d)
+	}
+	return unique, dups
+}
+
 // TestOTLPFleetRoundRobin: calls spread over three Collectors behind one
 // name (round_robin by default); one killed mid-run loses nothing (its
 // calls fail over to the others); a fourth added mid-run gets calls at once.
@@ -79,30 +94,24 @@ func TestOTLPFleetRoundRobin(t *testing.T) {
 		}
 		e.Flush() // acknowledged: the calls are done
 	}
-	counts := func() []int {
-		c := make([]int, len(agents))
-		for i, a := range agents {
-			u, _ := a.SpanIDs()
-			c[i] = int(u)
-		}
-		return c
-	}
 	// round_robin picks among the ready subchannels: on a busy machine the
 	// third connection can be ready some calls after the first two, so the
 	// spread is measured from the moment every Collector has taken a call.
 	waitFor(t, e, "every Collector taking calls", func() bool {
 		export(100)
-		return !slices.Contains(counts(), 0)
+		u, _ := shares(agents)
+		return !slices.Contains(u, 0)
 	})
-	before, from := counts(), next
+	before, _ := shares(agents)
+	from := next
 	for range 10 {
 		export(n / 30)
 	}
-	shares := counts()
-	for i := range shares {
-		shares[i] -= before[i]
+	got, _ := shares(agents)
+	for i := range got {
+		got[i] -= before[i]
 	}
-	spread(t, "OTLP, three Collectors", shares, next-from)
+	spread(t, "OTLP, three Collectors", got, next-from)
 
 	// One Collector killed abruptly: what it had not answered is sent
 	// again to the others; nothing is lost.
@@ -165,38 +174,32 @@ func TestOpenCensusFleetRotation(t *testing.T) {
 		}
 		e.Flush()
 	}
-	counts := func() []int {
-		c := make([]int, len(agents))
-		for i, a := range agents {
-			u, d := a.SpanIDs()
-			if d != 0 {
-				t.Fatalf("agent %d: %d duplicates", i, d)
-			}
-			c[i] = int(u)
-		}
-		return c
-	}
 	// round_robin places a stream on a ready subchannel: on a busy machine
 	// a connection can be ready some rotations after the others, so the
 	// spread is measured from the moment every agent has had a stream.
 	waitFor(t, e, "every agent given a stream", func() bool {
 		round()
-		return !slices.Contains(counts(), 0)
+		u, _ := shares(agents)
+		return !slices.Contains(u, 0)
 	})
-	before, from := counts(), next
+	before, _ := shares(agents)
+	from := next
 	rot0 := e.Stats().Rotations
 	for range rounds {
 		round()
 	}
 	stopAll(t, e)
-	shares := counts()
-	if sum := shares[0] + shares[1] + shares[2]; sum != next {
-		t.Fatalf("%v: %d spans arrived of %d", shares, sum, next)
+	got, dups := shares(agents)
+	if dups != 0 {
+		t.Fatalf("%d duplicates at the agents", dups)
 	}
-	for i := range shares {
-		shares[i] -= before[i]
+	if sum := got[0] + got[1] + got[2]; sum != next {
+		t.Fatalf("%v: %d spans arrived of %d", got, sum, next)
 	}
-	spread(t, "OpenCensus, a stream per Flush", shares, next-from)
+	for i := range got {
+		got[i] -= before[i]
+	}
+	spread(t, "OpenCensus, a stream per Flush", got, next-from)
 	if st := e.Stats(); st.Rotations-rot0 < rounds-1 || st.SpansResent != 0 {
 		t.Fatalf("stats %+v", st)
 	}

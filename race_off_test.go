@@ -1,5 +1,0 @@
-//go:build !race
-
-package ocagent
-
-const raceEnabled = false
