@@ -34,6 +34,7 @@ type httpAgent struct {
 	reqs   []httpRequest // the requests answered 200
 	n      int
 	answer func(n int, w http.ResponseWriter) bool // true: answered
+	refuse map[string]int                          // by path: answer every request with this status
 }
 
 type httpRequest struct {
@@ -62,6 +63,10 @@ func startHTTPAgent(t *testing.T, answer func(n int, w http.ResponseWriter) bool
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.n++
+		if code := a.refuse[r.URL.Path]; code != 0 {
+			w.WriteHeader(code)
+			return
+		}
 		if a.answer != nil && a.answer(a.n, w) {
 			return // refused: not recorded
 		}

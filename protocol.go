@@ -43,6 +43,9 @@ type signal[T any] struct {
 	*stream.Pipeline[T]
 	oversize func() uint64 // items alone over the batch byte budget
 	invalid  func() uint64 // items the converter refused
+	// invalidPts: the data points of those; droppedPts: of the rows
+	// droppedRows counts.
+	invalidPts, droppedPts func() uint64
 	// Views: rows that alone exceeded the budget when a view was split,
 	// and the error naming the last such view.
 	droppedRows func() uint64
@@ -52,14 +55,14 @@ type signal[T any] struct {
 // newViewSignal is newSignal for views, with the view encoder's drops.
 func newViewSignal(e *build, r *stream.Ring[*view.Data], b *stream.Batch[*view.Data], enc *fastconv.ViewEncoder, cfg stream.Config) *signal[*view.Data] {
 	s := newSignal(e, r, b, cfg)
-	s.droppedRows, s.lastDrop = enc.DroppedRows, enc.LastDrop
+	s.droppedRows, s.lastDrop, s.droppedPts = enc.DroppedRows, enc.LastDrop, enc.DroppedPoints
 	return s
 }
 
 // newMetricSignal is newSignal for metricdata metrics.
 func newMetricSignal(e *build, r *stream.Ring[*metricdata.Metric], b *stream.Batch[*metricdata.Metric], enc *fastconv.MetricEncoder, cfg stream.Config) *signal[*metricdata.Metric] {
 	s := newSignal(e, r, b, cfg)
-	s.droppedRows, s.lastDrop = enc.DroppedRows, enc.LastDrop
+	s.droppedRows, s.lastDrop, s.droppedPts = enc.DroppedRows, enc.LastDrop, enc.DroppedPoints
 	return s
 }
 
@@ -75,6 +78,7 @@ func metricSignal(e *build, p fastconv.Protocol, env stream.Envelope) *signal[*m
 // newSignal builds a pipeline over a ring and its batch, for either protocol
 // and either signal.
 func newSignal[T any](e *build, r *stream.Ring[T], b *stream.Batch[T], cfg stream.Config) *signal[T] {
-	return &signal[T]{Pipeline: stream.New(r, b, e.bufs, cfg), oversize: b.Oversize, invalid: b.Invalid,
-		droppedRows: func() uint64 { return 0 }, lastDrop: func() error { return nil }}
+	none := func() uint64 { return 0 }
+	return &signal[T]{Pipeline: stream.New(r, b, e.bufs, cfg), oversize: b.Oversize, invalid: b.Invalid, invalidPts: b.InvalidPoints,
+		droppedRows: none, droppedPts: none, lastDrop: func() error { return nil }}
 }

@@ -3,6 +3,7 @@ package ocagent
 import (
 	"context"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -26,17 +27,31 @@ type selfSeries struct {
 	attrs      []map[string]string
 }
 
+// metricsBodies are the bodies of the OTLP metrics requests a agent took.
+func metricsBodies(a *otlpagent.Agent) [][]byte {
+	var out [][]byte
+	for _, r := range a.Requests() {
+		if r.Method == otlpagent.MetricsMethod {
+			out = append(out, r.Body)
+		}
+	}
+	return out
+}
+
 // lastSelfMetrics decodes the self-metrics of the last OTLP metrics request
 // that carries them.
 func lastSelfMetrics(t *testing.T, a *otlpagent.Agent) map[string]*selfSeries {
 	t.Helper()
+	return lastSelfMetricsIn(t, metricsBodies(a))
+}
+
+// lastSelfMetricsIn is lastSelfMetrics over request bodies.
+func lastSelfMetricsIn(t *testing.T, bodies [][]byte) map[string]*selfSeries {
+	t.Helper()
 	var out map[string]*selfSeries
-	for _, r := range a.Requests() {
-		if r.Method != otlpagent.MetricsMethod {
-			continue
-		}
+	for _, b := range bodies {
 		req := new(collmetricspb.ExportMetricsServiceRequest)
-		if err := req.UnmarshalVT(r.Body); err != nil {
+		if err := req.UnmarshalVT(b); err != nil {
 			t.Fatal(err)
 		}
 		got := map[string]*selfSeries{}
@@ -85,6 +100,7 @@ func TestSelfMetricsEqualStats(t *testing.T) {
 	if err := e.ExportMetrics(t.Context(), metricdataSample()); err != nil {
 		t.Fatal(err)
 	}
+	e.ExportView(bigView("distribution", 7))
 	e.Flush()
 	st := e.Stats() // nothing moves now: the report's snapshot is this one
 	e.self.report()
@@ -100,17 +116,19 @@ func TestSelfMetricsEqualStats(t *testing.T) {
 		exporter   string // component type; "" for the processor
 	}{
 		"otel.sdk.exporter.span.inflight": {"{span}", "gauge", map[string]int64{"": int64(st.SpansInFlight)}, "otlp_grpc_span_exporter"},
-		"otel.sdk.exporter.span.exported": {"{span}", "sum", map[string]int64{"": int64(st.SpansExported), "rejected": int64(st.SpansRejected),
+		"otel.sdk.exporter.span.exported": {"{span}", "sum", map[string]int64{"": int64(st.SpansExported), "rejected": int64(st.SpansRejected - st.SpansRefused),
 			"oversize": int64(st.SpansDroppedOversize)}, "otlp_grpc_span_exporter"},
-		"otel.sdk.exporter.metric_data_point.inflight": {"{data_point}", "gauge", map[string]int64{"": int64(st.ViewsInFlight + st.MetricsInFlight)}, "otlp_grpc_metric_exporter"},
-		"otel.sdk.exporter.metric_data_point.exported": {"{data_point}", "sum", map[string]int64{"": int64(st.ViewsExported + st.MetricsExported),
-			"rejected": int64(st.ViewsRejected + st.MetricsRejected + st.PointsRejected), "invalid": int64(st.ViewsDroppedInvalid + st.MetricsDroppedInvalid)}, "otlp_grpc_metric_exporter"},
+		"otel.sdk.exporter.metric_data_point.inflight": {"{data_point}", "gauge", map[string]int64{"": int64(st.PointsInFlight)}, "otlp_grpc_metric_exporter"},
+		"otel.sdk.exporter.metric_data_point.exported": {"{data_point}", "sum", map[string]int64{"": int64(st.PointsExported),
+			"rejected": int64(st.PointsRejected), "oversize": int64(st.PointsDroppedOversize), "invalid": int64(st.PointsDroppedInvalid)}, "otlp_grpc_metric_exporter"},
 		"otel.sdk.processor.span.queue.size":     {"{span}", "gauge", map[string]int64{"": int64(st.SpansQueued - st.SpansInFlight)}, ""},
 		"otel.sdk.processor.span.queue.capacity": {"{span}", "gauge", map[string]int64{"": 64}, ""},
 		"otel.sdk.processor.span.processed": {"{span}", "sum", map[string]int64{"": int64(st.SpansExported + st.SpansRejected + st.SpansDroppedOversize),
 			"queue_full": int64(st.SpansDroppedFull), "already_shutdown": int64(st.SpansDroppedNotRunning), "dropped_at_stop": int64(st.SpansDroppedAtStop)}, ""},
 	}
-	if st.SpansExported != 20 || st.MetricsExported != 5 {
+	// Data points: 5 metrics of 2 series of one point, and a view of 7
+	// rows.
+	if st.SpansExported != 20 || st.MetricsExported != 5 || st.ViewsExported != 1 || st.PointsExported != 17 {
 		t.Fatalf("stats %+v", st)
 	}
 	for name, w := range want {
@@ -226,8 +244,9 @@ func TestSelfMetricsQueueFull(t *testing.T) {
 }
 
 // TestSelfMetricsRefusals: an agent refusing the trace calls shows up in
-// exported{error.type=rejected} and in operation.duration under the
-// refusal's status code; the metrics calls it accepts under OK.
+// exported{error.type=PERMISSION_DENIED} (the status code, not a partial
+// success's "rejected") and in operation.duration under the refusal's
+// status code; the metrics calls it accepts under OK.
 func TestSelfMetricsRefusals(t *testing.T) {
 	a := startOTLPAgent(t, otlpagent.WithAnswer(func(method string, _ int) (int, error) {
 		if method == otlpagent.TraceMethod {
@@ -241,13 +260,13 @@ func TestSelfMetricsRefusals(t *testing.T) {
 	}
 	e.Flush()
 	st := e.Stats()
-	if st.SpansRejected != 9 || st.SpansExported != 0 {
+	if st.SpansRejected != 9 || st.SpansRefused != 9 || st.SpansExported != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	e.self.report()
 	e.Flush()
 	got := lastSelfMetrics(t, a)["otel.sdk.exporter.span.exported"]
-	if got == nil || got.values["rejected"] != 9 || got.values[""] != 0 {
+	if got == nil || got.values["PERMISSION_DENIED"] != 9 || got.values["rejected"] != 0 || got.values[""] != 0 {
 		t.Fatalf("exported %+v", got)
 	}
 	// A second report carries the first one's call among the metric
@@ -266,16 +285,20 @@ func TestSelfMetricsRefusals(t *testing.T) {
 }
 
 // lastDurations decodes operation.duration in the last OTLP metrics request
-// that has it, by component type, error.type and status code.
+// that has it, by component type, error.type and status code (gRPC's or
+// HTTP's).
 func lastDurations(t *testing.T, a *otlpagent.Agent) map[string]*otlpmetricspb.HistogramDataPoint {
 	t.Helper()
+	return lastDurationsIn(t, metricsBodies(a))
+}
+
+// lastDurationsIn is lastDurations over request bodies.
+func lastDurationsIn(t *testing.T, bodies [][]byte) map[string]*otlpmetricspb.HistogramDataPoint {
+	t.Helper()
 	var out map[string]*otlpmetricspb.HistogramDataPoint
-	for _, r := range a.Requests() {
-		if r.Method != otlpagent.MetricsMethod {
-			continue
-		}
+	for _, b := range bodies {
 		req := new(collmetricspb.ExportMetricsServiceRequest)
-		if err := req.UnmarshalVT(r.Body); err != nil {
+		if err := req.UnmarshalVT(b); err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range req.ResourceMetrics[0].ScopeMetrics[0].Metrics {
@@ -291,7 +314,10 @@ func lastDurations(t *testing.T, a *otlpagent.Agent) map[string]*otlpmetricspb.H
 				for _, kv := range dp.Attributes {
 					at[kv.Key] = kv.GetValue().GetStringValue()
 				}
-				out[at["otel.component.type"]+"|"+at["error.type"]+"|"+at["rpc.response.status_code"]] = dp
+				if at["rpc.response.status_code"] != "" && at["http.response.status_code"] != "" {
+					t.Fatalf("duration with both status attributes: %v", at)
+				}
+				out[at["otel.component.type"]+"|"+at["error.type"]+"|"+at["rpc.response.status_code"]+at["http.response.status_code"]] = dp
 			}
 		}
 	}
@@ -306,16 +332,17 @@ func TestSelfMetricsReportedEveryPeriod(t *testing.T) {
 	e := newOTLPExporter(t, a, WithSelfMetrics(10*time.Millisecond), WithDataBundlerOptions(5*time.Millisecond, 100),
 		WithMaxConcurrentExports(1))
 	waitFor(t, nil, "the condition of selfmetrics_test.go:308", func() bool { return e.Stats().MetricsExported >= 8 }) // a report (8 metrics) acknowledged
-	before := e.Stats().MetricsExported
+	before := e.Stats().PointsExported
 	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	after := e.Stats().MetricsExported
+	after := e.Stats().PointsExported
 	// The last report, queued at Stop, carries what the reports before it
 	// had exported when it was read: at least what we saw before Stop, and
 	// at most what was exported in the end, less itself.
+	// In data points: the last report has at least 15 (one per series).
 	got := lastSelfMetrics(t, a)["otel.sdk.exporter.metric_data_point.exported"]
-	if got == nil || got.values[""] < int64(before) || got.values[""] > int64(after)-8 {
+	if got == nil || got.values[""] < int64(before) || got.values[""] > int64(after)-15 {
 		t.Fatalf("metric_data_point.exported %+v; exported %d before Stop, %d after", got, before, after)
 	}
 }
@@ -332,7 +359,7 @@ func TestSelfMetricsReadAllocs(t *testing.T) {
 	p := e.SelfMetrics()
 	var ms []*metricdata.Metric
 	got := testing.AllocsPerRun(100, func() { ms = p.Read() })
-	if len(ms) != 7 {
+	if len(ms) != 8 {
 		t.Fatalf("%d metrics", len(ms))
 	}
 	t.Logf("Read: %v allocs", got)
@@ -398,5 +425,111 @@ func TestSelfMetricsLastReportAtStop(t *testing.T) {
 	}
 	if st := e.Stats(); st.MetricsExported != 8 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestSelfMetricsOTLPHTTP: over OTLP/HTTP the components are the
+// conventions' otlp_http_* exporters, an agent refusing the trace POSTs
+// with 403 shows up in span.exported{error.type="403"}, and
+// operation.duration carries http.response.status_code: 403 for the
+// refused POSTs, 200 for the accepted metrics.
+func TestSelfMetricsOTLPHTTP(t *testing.T) {
+	a := startHTTPAgent(t, nil)
+	a.refuse = map[string]int{"/v1/traces": http.StatusForbidden}
+	e := newHTTPExporter(t, a, WithSelfMetrics(time.Hour))
+	for i := range 6 {
+		e.ExportSpan(idSpan(i))
+	}
+	e.Flush()
+	if st := e.Stats(); st.SpansRefused != 6 || st.SpansExported != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	e.self.report()
+	e.Flush()
+	e.self.report() // carries the first report's POST
+	e.Flush()
+	var bodies [][]byte
+	for _, r := range a.requests("/v1/metrics") {
+		bodies = append(bodies, r.body)
+	}
+	got := lastSelfMetricsIn(t, bodies)
+	exp := got["otel.sdk.exporter.span.exported"]
+	if exp == nil || exp.values["403"] != 6 || exp.values[""] != 0 || exp.values["rejected"] != 0 {
+		t.Fatalf("span.exported %+v", exp)
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(a.srv.URL, "http://"))
+	for _, at := range exp.attrs {
+		if at["otel.component.type"] != "otlp_http_span_exporter" || at["server.address"] != "127.0.0.1" || at["server.port"] != port {
+			t.Errorf("attributes %v", at)
+		}
+	}
+	if p := got["otel.sdk.exporter.metric_data_point.exported"]; p == nil || p.attrs[0]["otel.component.type"] != "otlp_http_metric_exporter" || p.values[""] < 15 {
+		t.Errorf("metric_data_point.exported %+v", p)
+	}
+	h := lastDurationsIn(t, bodies)
+	if d := h["otlp_http_span_exporter|403|403"]; d == nil || d.Count < 1 {
+		t.Errorf("refused POSTs: %v (all: %v)", d, h)
+	}
+	if d := h["otlp_http_metric_exporter||200"]; d == nil || d.Count < 1 {
+		t.Errorf("accepted POSTs: %v (all: %v)", d, h)
+	}
+}
+
+// TestSelfMetricsOpenCensusDurations: OpenCensus output has
+// operation.duration too, one observation per batch from its hand-over to
+// the transport until a stream took it (no status attribute: the stream
+// has no answers); batches that never reached a stream before Stop are
+// CANCELLED.
+func TestSelfMetricsOpenCensusDurations(t *testing.T) {
+	durations := func(ms []*metricdata.Metric) map[string]int64 {
+		out := map[string]int64{}
+		for _, m := range ms {
+			if m.Descriptor.Name != "otel.sdk.exporter.operation.duration" {
+				continue
+			}
+			for _, k := range m.Descriptor.LabelKeys {
+				if strings.HasSuffix(k.Key, ".status_code") {
+					t.Errorf("OpenCensus duration with %s", k.Key)
+				}
+			}
+			for _, ts := range m.TimeSeries {
+				out[ts.LabelValues[1].Value+"|"+ts.LabelValues[4].Value] += ts.Points[0].Value.(*metricdata.Distribution).Count
+			}
+		}
+		return out
+	}
+	a := startAgent(t)
+	e := newExporter(t, a, WithSelfMetrics(0), WithMaxBatchDelay(time.Hour))
+	for i := range 5 {
+		e.ExportSpan(idSpan(i))
+		e.Flush() // one batch each
+	}
+	if d := durations(e.SelfMetrics().Read()); d["opencensus_grpc_span_exporter|"] != 5 || len(d) != 1 {
+		t.Fatalf("durations %v, want 5 batches taken by a stream", d)
+	}
+
+	// Nobody listens: batches wait for a stream until Stop.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e2, err := NewExporter(WithInsecure(), WithAddress(addr), WithSelfMetrics(0), WithMaxBatchDelay(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		e2.ExportSpan(idSpan(i))
+		e2.Flush() // the batch is kept for the next stream: Flush does not wait for the agent
+	}
+	p := e2.SelfMetrics()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = e2.StopContext(ctx)
+	st := e2.Stats()
+	d := durations(p.Read())
+	if st.SpansDroppedAtStop != 3 || d["opencensus_grpc_span_exporter|CANCELLED"] < 1 || d["opencensus_grpc_span_exporter|"] != 0 {
+		t.Fatalf("durations %v, stats %+v", d, st)
 	}
 }

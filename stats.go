@@ -15,6 +15,7 @@ type Stats struct {
 	SpansDroppedOversize     uint64 // one span alone exceeded WithMaxBatchBytes, or gRPC refused a batch for its size (views count as invalid)
 	SpansDroppedAtStop       uint64 // still queued, or never accepted by a stream (OTLP: never written, or refused at each attempt), when Stop's deadline passed
 	SpansRejected            uint64 // refused by the agent (OTLP: partial success, or an error that must not be retried)
+	SpansRefused             uint64 // of SpansRejected, in requests refused as a whole (a final status; the rest were refused by partial successes)
 	ViewsExported            uint64 // views handed to the agent as metrics
 	ViewsDroppedFull         uint64 // the view ring was full
 	ViewsInFlight            int    // views held by the metrics transport, no outcome yet
@@ -22,8 +23,12 @@ type Stats struct {
 	ViewsDroppedInvalid      uint64 // nil View, Measure or Aggregation, unknown aggregation, rows not matching it, or a view none of whose rows fits WithMaxBatchBytes
 	ViewsDroppedAtStop       uint64 // still queued when Stop's deadline passed
 	ViewsRejected            uint64 // OTLP: views of a request the agent refused as a whole
+	PointsExported           uint64 // data points (a view's rows, a metric's points) of the views and metrics exported, less those PointsRejected counts
+	PointsInFlight           int    // data points of ViewsInFlight and MetricsInFlight
 	PointsRejected           uint64 // OTLP: data points the agent refused (partial success), of views and of ExportMetrics' metrics
-	PointsDroppedOversize    uint64 // rows of a view each alone over WithMaxBatchBytes (a view over it is split by rows across requests; these cannot be)
+	PointsRefused            uint64 // OTLP: data points of the views and metrics in requests the agent refused as a whole (ViewsRejected, MetricsRejected)
+	PointsDroppedOversize    uint64 // data points of rows (time series) of a view or metric each alone over WithMaxBatchBytes (a view over it is split by rows across requests; these cannot be), and of requests refused for their size
+	PointsDroppedInvalid     uint64 // data points of the views and metrics ViewsDroppedInvalid and MetricsDroppedInvalid count as refused by the converter
 	MetricsExported          uint64 // ExportMetrics' metrics handed to a stream (OpenCensus) or acknowledged (OTLP)
 	MetricsQueued            int    // in the metric ring, its batch, or held by the transport
 	MetricsInFlight          int    // of MetricsQueued, held by the transport
@@ -64,6 +69,11 @@ func (e *Exporter) Stats() Stats {
 		SpansDroppedOversize:     e.spans.oversize() + sp.Oversize,
 		SpansDroppedAtStop:       sp.DroppedAtStop,
 		SpansRejected:            sp.Rejected,
+		SpansRefused:             sp.Refused,
+		PointsExported:           vw.PointsExported + mt.PointsExported,
+		PointsInFlight:           vw.InFlightPoints + mt.InFlightPoints,
+		PointsRefused:            vw.PointsRefused + mt.PointsRefused,
+		PointsDroppedInvalid:     e.views.invalidPts() + e.metrics.invalidPts(),
 		ViewsExported:            vw.Exported,
 		ViewsDroppedFull:         vw.DroppedFull,
 		ViewsDroppedNotRunning:   vw.DroppedNotRunning,
@@ -81,7 +91,7 @@ func (e *Exporter) Stats() Stats {
 		MetricsResent:            mt.Resent,
 		MetricsInDoubt:           mt.InDoubt,
 		SeriesDroppedOversize:    e.metrics.droppedRows(),
-		PointsDroppedOversize:    e.views.droppedRows(),
+		PointsDroppedOversize:    e.views.droppedPts() + e.metrics.droppedPts() + vw.PointsOversize + mt.PointsOversize,
 		ViewsLastError:           e.views.lastDrop(),
 		Batches:                  sp.Batches,
 		Bytes:                    sp.Bytes,

@@ -106,7 +106,9 @@ type ViewEncoder struct {
 	split       splitState
 	ocr         ocRows
 	otr         otlpRows
+	points      int // in what the last Encode or Next returned (Points)
 	droppedRows atomic.Uint64
+	droppedPts  atomic.Uint64
 	lastDrop    atomic.Pointer[error]
 }
 
@@ -132,13 +134,16 @@ func NewViewEncoder(p Protocol, prefix string) *ViewEncoder {
 func (e *ViewEncoder) Encode(vd *view.Data, max int) (enc []byte, size int, err error) {
 	e.split.active, e.split.pending, e.split.measured = false, false, false
 	if e.otlp != nil {
-		if err = e.otlp.Convert(e.otm, vd, e.prefix); err != nil {
-			return nil, 0, err
-		}
+		err = e.otlp.Convert(e.otm, vd, e.prefix)
 	} else {
-		if err = e.oc.Convert(e.ocm, vd, e.prefix); err != nil {
-			return nil, 0, err
+		err = e.oc.Convert(e.ocm, vd, e.prefix)
+	}
+	if err != nil {
+		e.points = 0
+		if vd != nil {
+			e.points = len(vd.Rows) // one data point each
 		}
+		return nil, 0, err
 	}
 	enc, size = e.finish(vd.View.Name, max)
 	return enc, size, nil

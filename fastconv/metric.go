@@ -33,6 +33,7 @@ func (e *MetricEncoder) Encode(m *metricdata.Metric, max int) (enc []byte, size 
 	v := e.v
 	v.split.active, v.split.pending, v.split.measured = false, false, false
 	if err := checkMetric(m, v.otlp != nil); err != nil {
+		v.points = Points(m)
 		return nil, 0, err
 	}
 	if v.otlp != nil {
@@ -60,6 +61,14 @@ func (e *MetricEncoder) Append(dst []byte, m *metricdata.Metric) ([]byte, error)
 // DroppedRows counts the time series dropped because one alone was larger
 // than a request may carry. Safe from any goroutine.
 func (e *MetricEncoder) DroppedRows() uint64 { return e.v.DroppedRows() }
+
+// DroppedPoints counts the data points of those time series. Safe from any
+// goroutine.
+func (e *MetricEncoder) DroppedPoints() uint64 { return e.v.DroppedPoints() }
+
+// Points is the number of data points in what the last Encode or Next
+// returned, or in the metric a failed Encode was given (stream.Weigher).
+func (e *MetricEncoder) Points() int { return e.v.Points() }
 
 // LastDrop is the error of the last such drop, or nil. Safe from any
 // goroutine.
@@ -360,6 +369,7 @@ func (c *otlpViews) metricDistribution(dp *otlpmetricspb.HistogramDataPoint, d *
 // finish encodes the metric just converted (a view's or a metricdata
 // metric's) and prepares a split, as Encode describes.
 func (e *ViewEncoder) finish(name string, max int) (enc []byte, size int) {
+	e.points = 0
 	if e.split.large {
 		if size = e.measure(); size > max {
 			e.split.pending, e.split.name = true, name
@@ -369,5 +379,9 @@ func (e *ViewEncoder) finish(name string, max int) (enc []byte, size int) {
 	enc, size = e.tail.marshal(e.msg(), max)
 	e.split.large = enc == nil
 	e.split.pending, e.split.name = true, name
+	if enc != nil {
+		r := e.rows()
+		e.points = r.points(0, r.n())
+	}
 	return enc, size
 }

@@ -36,8 +36,9 @@ type splitState struct {
 type rowsView interface {
 	n() int
 	size(i int) int
-	show(a, b int) // the message holds rows [a, b) only
-	restore()      // the message holds every row again
+	show(a, b int)       // the message holds rows [a, b) only
+	points(a, b int) int // the data points in rows [a, b)
+	restore()            // the message holds every row again
 }
 
 // ocRows are an OpenCensus metric's time series.
@@ -51,7 +52,14 @@ func (r *ocRows) size(i int) int {
 	return protowire.SizeTag(2) + protowire.SizeBytes(r.all[i].SizeVT())
 }
 func (r *ocRows) show(a, b int) { r.m.Timeseries = r.all[a:b] }
-func (r *ocRows) restore()      { r.m.Timeseries = r.all }
+func (r *ocRows) points(a, b int) int {
+	n := 0
+	for _, ts := range r.all[a:b] {
+		n += len(ts.Points)
+	}
+	return n
+}
+func (r *ocRows) restore() { r.m.Timeseries = r.all }
 
 // otlpRows are an OTLP metric's data points, in its gauge, sum or histogram.
 type otlpRows struct {
@@ -74,6 +82,8 @@ func (r *otlpRows) size(i int) int {
 	}
 	return protowire.SizeTag(1) + protowire.SizeBytes(r.allN[i].SizeVT())
 }
+
+func (r *otlpRows) points(a, b int) int { return b - a }
 
 func (r *otlpRows) show(a, b int) {
 	if r.hists != nil {
@@ -178,7 +188,7 @@ func (e *ViewEncoder) Next(max int) (enc []byte, last bool) {
 			b++
 		}
 		if b == a { // this row alone does not fit
-			e.drop(1)
+			e.drop(r, a, a+1)
 			s.next++
 			continue
 		}
@@ -186,21 +196,26 @@ func (e *ViewEncoder) Next(max int) (enc []byte, last bool) {
 		r.show(a, b)
 		enc, _ = e.tail.marshal(e.msg(), max)
 		r.restore()
+		e.points = r.points(a, b)
 		if s.next > s.lastFit {
-			e.drop(len(s.rows) - s.next)
+			e.drop(r, s.next, len(s.rows))
 			s.active = false
 		}
 		return enc, !s.active
 	}
-	e.drop(len(s.rows) - s.next)
+	e.drop(r, s.next, len(s.rows))
 	s.active = false
+	e.points = 0
 	return nil, true
 }
 
-func (e *ViewEncoder) drop(rows int) {
+// drop counts rows [a, b) of r as dropped, each alone too large.
+func (e *ViewEncoder) drop(r rowsView, a, b int) {
+	rows := b - a
 	if rows <= 0 {
 		return
 	}
+	e.droppedPts.Add(uint64(r.points(a, b)))
 	e.droppedRows.Add(uint64(rows))
 	err := fmt.Errorf("fastconv: metric %q: %d rows (time series) each larger alone than a request may carry, dropped", e.split.name, rows)
 	e.lastDrop.Store(&err)
@@ -209,6 +224,17 @@ func (e *ViewEncoder) drop(rows int) {
 // DroppedRows counts the rows dropped because one alone was larger than a
 // request may carry. Safe from any goroutine.
 func (e *ViewEncoder) DroppedRows() uint64 { return e.droppedRows.Load() }
+
+// DroppedPoints counts the data points in the rows DroppedRows counts (a
+// view's row is one; an OpenCensus metricdata series may hold several).
+// Safe from any goroutine.
+func (e *ViewEncoder) DroppedPoints() uint64 { return e.droppedPts.Load() }
+
+// Points is the number of data points in what the last Encode or Next
+// returned (0 when it returned nothing), or, after an Encode that failed,
+// in the view or metric it was given. It implements stream.Weigher, so
+// that a stream.Batch counts them for the metric_data_point self-metrics.
+func (e *ViewEncoder) Points() int { return e.points }
 
 // LastDrop is the error of the last such drop, naming its view, or nil.
 // Safe from any goroutine.

@@ -44,6 +44,16 @@ type Splitter interface {
 	Next(max int) (enc []byte, last bool)
 }
 
+// A Weigher is an Encoder whose items hold data points (package
+// fastconv's view and metric encoders): the Batch counts them beside the
+// items, for the metric_data_point self-metrics.
+type Weigher interface {
+	// Points is the number of data points in what the last Encode or Next
+	// returned (a whole item, or a part); after an Encode that failed, in
+	// the item it was given.
+	Points() int
+}
+
 // EncoderFunc adapts a function to an Encoder.
 type EncoderFunc[T any] func(v T, max int) (enc []byte, size int, err error)
 
@@ -88,16 +98,20 @@ type Batch[T any] struct {
 	buf     *[]byte // the pool buffer that holds body
 	body    []byte  // room.Head free bytes, then the batch's items fields, in order
 	n       int     // items in body
+	pts     int     // data points in body
 	carry   bool
 	carried []byte       // the carried item's encoding (the encoder's), when carry is set
 	cItems  int          // the items the carried field completes: 1, or 0 for a part before an item's last
+	cPts    int          // the carried field's data points
 	held    atomic.Int64 // n, plus one while an item is carried or being split: read by Stats
 
 	split     Splitter // enc, when it can split an item too large for one request
+	weigh     Weigher  // enc, when its items hold data points
 	splitting bool     // an item's parts are being taken: Fill takes the next before popping the ring
 
-	oversize atomic.Uint64
-	invalid  atomic.Uint64
+	oversize   atomic.Uint64
+	invalid    atomic.Uint64
+	invalidPts atomic.Uint64
 }
 
 // Room is what a batch keeps around its body for the request's envelope
@@ -116,6 +130,7 @@ type Room struct {
 func NewBatch[T any](r *Ring[T], enc Encoder[T], maxItems, maxBytes, prewarm int, room Room) *Batch[T] {
 	b := &Batch[T]{ring: r, enc: enc, maxItems: maxItems, maxBytes: maxBytes, room: room}
 	b.split, _ = enc.(Splitter)
+	b.weigh, _ = enc.(Weigher)
 	b.newBuffer(room.Head + room.Tail + min(prewarm, maxBytes>>10+1)<<10)
 	return b
 }
@@ -166,6 +181,7 @@ func (b *Batch[T]) Fill() (items, size int) {
 			var err error
 			enc, size, err = b.enc.Encode(v, b.maxBytes)
 			if err != nil {
+				b.invalidPts.Add(uint64(b.points()))
 				b.invalid.Add(1)
 				continue
 			}
@@ -179,13 +195,21 @@ func (b *Batch[T]) Fill() (items, size int) {
 			}
 		}
 		if b.size()+FieldSize(len(enc)) > b.maxBytes {
-			b.carried, b.carry, b.cItems = enc, true, done
+			b.carried, b.carry, b.cItems, b.cPts = enc, true, done, b.points()
 			break
 		}
-		b.append(enc, done)
+		b.append(enc, done, b.points())
 	}
 	b.publish()
 	return b.n, b.size()
+}
+
+// points is the data points of what the encoder last returned.
+func (b *Batch[T]) points() int {
+	if b.weigh == nil {
+		return 0
+	}
+	return b.weigh.Points()
 }
 
 // partMax is the most bytes of an item's part: its field must fit in an
@@ -196,7 +220,7 @@ func (b *Batch[T]) partMax() int {
 
 // append adds enc as the next items field of the body, exactly as a
 // deterministic marshal of the request would.
-func (b *Batch[T]) append(enc []byte, items int) {
+func (b *Batch[T]) append(enc []byte, items, points int) {
 	if need := len(b.body) + FieldSize(len(enc)) + b.room.Tail; need > cap(b.body) {
 		old := b.buf
 		b.buf = b.room.Bufs.Get(max(need, 2*cap(b.body)))
@@ -206,14 +230,16 @@ func (b *Batch[T]) append(enc []byte, items int) {
 	b.body = protowire.AppendTag(b.body, ItemsField, protowire.BytesType)
 	b.body = protowire.AppendBytes(b.body, enc)
 	b.n += items
+	b.pts += points
 }
 
 // Take hands over the current batch (what Fill returned): a pool buffer
 // that the caller now owns, holding Room.Head free bytes from offset 0 to
-// at, then the body, with Room.Tail bytes of capacity after it. A carried
-// item becomes the first of the next batch.
-func (b *Batch[T]) Take() (buf *[]byte, at, items int) {
-	at, items = b.room.Head, b.n
+// at, then the body, with Room.Tail bytes of capacity after it, and the
+// items and data points in it. A carried item becomes the first of the
+// next batch.
+func (b *Batch[T]) Take() (buf *[]byte, at int, n Count) {
+	at, n = b.room.Head, Count{Items: b.n, Points: b.pts}
 	if len(b.body)+b.room.Tail > cap(b.body)/2 {
 		buf = b.buf
 		*buf = b.body
@@ -225,16 +251,16 @@ func (b *Batch[T]) Take() (buf *[]byte, at, items int) {
 		*buf = (*buf)[:copy(*buf, b.body)]
 		b.body = b.body[:b.room.Head]
 	}
-	b.n = 0
+	b.n, b.pts = 0, 0
 	if b.carry {
 		// The carried bytes are still in the encoder's buffer: Fill stops
 		// while an item is carried, so nothing has called it since.
 		b.carry = false
-		b.append(b.carried, b.cItems)
+		b.append(b.carried, b.cItems, b.cPts)
 		b.carried = nil
 	}
 	b.publish()
-	return buf, at, items
+	return buf, at, n
 }
 
 // Full reports whether the batch can take no more items: it holds maxItems,
@@ -267,7 +293,7 @@ func (b *Batch[T]) Queued() int { return b.ring.Len() }
 // were lost (on Stop).
 func (b *Batch[T]) Discard() int {
 	lost := b.Held()
-	b.body, b.n, b.carry, b.carried, b.splitting = b.body[:b.room.Head], 0, false, nil, false
+	b.body, b.n, b.pts, b.carry, b.carried, b.splitting = b.body[:b.room.Head], 0, 0, false, nil, false
 	b.publish()
 	for {
 		if _, ok := b.ring.Pop(); !ok {
@@ -282,3 +308,7 @@ func (b *Batch[T]) Oversize() uint64 { return b.oversize.Load() }
 
 // Invalid counts items convert refused.
 func (b *Batch[T]) Invalid() uint64 { return b.invalid.Load() }
+
+// InvalidPoints counts the data points of the items convert refused (with a
+// Weigher).
+func (b *Batch[T]) InvalidPoints() uint64 { return b.invalidPts.Load() }

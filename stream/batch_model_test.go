@@ -21,7 +21,9 @@ import (
 // bytes decode, with protowire, to exactly the items of the batch; batches
 // respect maxItems and maxBytes; and at every step the items are accounted
 // for: accepted = delivered + in the ring + held + invalid + oversize +
-// discarded.
+// discarded. The encoder is a Weigher: every batch Take hands over carries
+// the data points decoded from its body, and the invalid items' points are
+// counted.
 
 // item is what producers push: an id, the encoded size its message will
 // have, and whether conversion refuses it.
@@ -59,7 +61,16 @@ type fakeEncoder struct {
 	rows     []int
 	next     int
 	splitted bool
+
+	points int // of what Encode or Next last returned
 }
+
+// itemPoints are the data points of an item that is not split; a split
+// item's rows are one point each.
+func itemPoints(id uint32) int { return 1 + int(id%3) }
+
+// Points is the Weigher.
+func (e *fakeEncoder) Points() int { return e.points }
 
 var errInvalid = errors.New("invalid item")
 
@@ -104,6 +115,7 @@ func (e *fakeEncoder) Next(max int) ([]byte, bool) {
 			continue
 		}
 		e.next = b
+		e.points = b - a
 		last := true
 		for _, r := range e.rows[b:] {
 			if partHeader+r <= max {
@@ -116,12 +128,14 @@ func (e *fakeEncoder) Next(max int) ([]byte, bool) {
 		return e.part(e.cur, e.rows, a, b, last), last
 	}
 	e.splitted = false
+	e.points = 0
 	return nil, true
 }
 
 func (e *fakeEncoder) Encode(it item, max int) ([]byte, int, error) {
-	e.splitted = false
+	e.splitted, e.points = false, 0
 	if it.invalid {
+		e.points = itemPoints(it.id)
 		return nil, 0, errInvalid
 	}
 	if it.rows > 0 {
@@ -130,11 +144,13 @@ func (e *fakeEncoder) Encode(it item, max int) ([]byte, int, error) {
 		if whole > max {
 			return nil, whole, nil
 		}
+		e.points = it.rows
 		return e.part(it, rows, 0, len(rows), true), whole, nil
 	}
 	if it.size > max {
 		return nil, it.size, nil
 	}
+	e.points = itemPoints(it.id)
 	if cap(e.buf) < it.size {
 		e.buf = make([]byte, it.size)
 	}
@@ -200,6 +216,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 		want                         []uint32
 		got                          []uint32
 		invalid, oversize, discarded int
+		invalidPts                   int
 		ps                           = newParts()
 	)
 	check := func(where string) {
@@ -233,6 +250,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 					switch {
 					case it.invalid:
 						invalid++
+						invalidPts += itemPoints(it.id)
 					case it.rows > 0 && len(rows) == 0:
 						oversize++
 					case it.rows == 0 && FieldSize(it.size) > maxBytes:
@@ -263,10 +281,13 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 				t.Fatalf("batch of %d < %d items with %d queued and nothing carried", n, maxItems, r.Len())
 			}
 			body, taken := take(t, b, room, &held)
-			if len(body) != size || taken != n {
-				t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken, len(body), n, size)
+			if len(body) != size || taken.Items != n {
+				t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken.Items, len(body), n, size)
 			}
-			ids := decode(t, body, ps)
+			ids, pts := decode(t, body, ps)
+			if pts != taken.Points {
+				t.Fatalf("took %d data points, the body holds %d", taken.Points, pts)
+			}
 			if carried > 1 {
 				t.Fatalf("%d items held beyond the batch", carried)
 			}
@@ -294,7 +315,7 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 			accepted = accepted[:0]
 			ps = newParts()
 			got, want = got[:0], want[:0]
-			invalid, oversize, discarded = 0, 0, 0
+			invalid, oversize, discarded, invalidPts = 0, 0, 0, 0
 			r = NewRing[item](1 << src.intn(6))
 			b = newBatch(0)
 		}
@@ -311,6 +332,9 @@ func runModel(t testing.TB, src source, steps int, more func() bool) {
 		check(fmt.Sprintf("step %d", step))
 		if int(b.Invalid()) != invalid && r.Len() == 0 && b.Held() == 0 {
 			t.Fatalf("invalid counted %d, pushed %d", b.Invalid(), invalid)
+		}
+		if int(b.InvalidPoints()) != invalidPts && r.Len() == 0 && b.Held() == 0 {
+			t.Fatalf("invalid points counted %d, pushed %d", b.InvalidPoints(), invalidPts)
 		}
 		if int(b.Oversize()) != oversize && r.Len() == 0 && b.Held() == 0 {
 			t.Fatalf("oversize counted %d, pushed %d", b.Oversize(), oversize)
@@ -355,10 +379,14 @@ func drain(t testing.TB, b *Batch[item], ps *parts) []uint32 {
 			return got
 		}
 		body, taken := take(t, b, b.room, nil)
-		if len(body) != size || taken != n {
-			t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken, len(body), n, size)
+		if len(body) != size || taken.Items != n {
+			t.Fatalf("took %d items in %d bytes, Fill said %d in %d", taken.Items, len(body), n, size)
 		}
-		got = append(got, decode(t, body, ps)...)
+		ids, pts := decode(t, body, ps)
+		if pts != taken.Points {
+			t.Fatalf("took %d data points, the body holds %d", taken.Points, pts)
+		}
+		got = append(got, ids...)
 	}
 }
 
@@ -384,7 +412,7 @@ func (h taken) release(t testing.TB) {
 // take takes the batch and returns a copy of its body and its item count,
 // after checking the room around it. The buffer is appended to held (nil:
 // released at once).
-func take(t testing.TB, b *Batch[item], room Room, held *[]taken) ([]byte, int) {
+func take(t testing.TB, b *Batch[item], room Room, held *[]taken) ([]byte, Count) {
 	t.Helper()
 	buf, at, n := b.Take()
 	if at != room.Head || cap(*buf)-len(*buf) < room.Tail {
@@ -416,10 +444,10 @@ type parts struct {
 }
 
 // decode reads a body of items fields with protowire and returns the ids of
-// the items it completes (a split item's last part completes it).
-func decode(t testing.TB, body []byte, ps *parts) []uint32 {
+// the items it completes (a split item's last part completes it) and the
+// data points it holds.
+func decode(t testing.TB, body []byte, ps *parts) (ids []uint32, points int) {
 	t.Helper()
-	var ids []uint32
 	for len(body) > 0 {
 		num, typ, n := protowire.ConsumeTag(body)
 		if n < 0 || num != ItemsField || typ != protowire.BytesType {
@@ -450,6 +478,7 @@ func decode(t testing.TB, body []byte, ps *parts) []uint32 {
 					t.Fatalf("part padding corrupted")
 				}
 			}
+			points += count
 			if last {
 				ids = append(ids, id)
 			}
@@ -461,8 +490,9 @@ func decode(t testing.TB, body []byte, ps *parts) []uint32 {
 			}
 		}
 		ids = append(ids, id)
+		points += itemPoints(id)
 	}
-	return ids
+	return ids, points
 }
 
 // wantRows are the rows of a splittable item that arrive: all of them when

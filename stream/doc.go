@@ -16,7 +16,13 @@
 // the same bytes POSTed on net/http). What they share is here: the
 // gRPC connection with its reconnection policy (Conn, Backoff), the codec
 // that hands pre-encoded bytes to gRPC (Codec, Frame) and the counters a
-// transport keeps (Counters, Snapshot).
+// transport keeps (Counters, Snapshot, and by status code Durations and
+// Refusals).
+//
+// Requests are counted in two units (Count): items, and the data points in
+// them when the Encoder is a Weigher (fastconv's view and metric encoders),
+// so that OpenTelemetry's metric_data_point self-metrics count points, not
+// metrics, at no cost per span.
 //
 // # Ownership
 //

@@ -29,8 +29,9 @@ type Source interface {
 	Fill() (items, size int)
 	Full() bool
 	// Take hands over the batch Fill made: a pool buffer holding the body
-	// at offset at, with the envelope's room free before and after it.
-	Take() (buf *[]byte, at, items int)
+	// at offset at, with the envelope's room free before and after it, and
+	// the items and data points in it.
+	Take() (buf *[]byte, at int, n Count)
 	Discard() int
 	Held() int
 	Queued() int
@@ -49,10 +50,10 @@ type Transport interface {
 	// ready may try to become so (open a stream once its backoff has
 	// passed); it never waits longer than one attempt.
 	Ready() error
-	// Send takes over one encoded request carrying items items, with its
-	// one reference: from here on the transport sends it, retries it,
-	// counts it and frees it.
-	Send(buf mem.Buffer, items int)
+	// Send takes over one encoded request carrying n, with its one
+	// reference: from here on the transport sends it, retries it, counts it
+	// and frees it.
+	Send(buf mem.Buffer, n Count)
 	// SendRaw sends a caller-built request. It reports an error when the
 	// request could not be handed over (it is then dropped).
 	SendRaw(buf mem.Buffer, items int) error
@@ -61,9 +62,9 @@ type Transport interface {
 	Events() <-chan struct{}
 	// Service handles whatever Events announced.
 	Service()
-	// Pending is the number of items the transport holds that no agent has
-	// accepted yet. Safe from any goroutine.
-	Pending() int
+	// Pending is what the transport holds that no agent has accepted yet,
+	// in items and data points. Safe from any goroutine.
+	Pending() Count
 	// Settled reports that no request waits for an outcome (OTLP: no call in
 	// flight). Flush waits for it.
 	Settled() bool
@@ -223,6 +224,7 @@ type Stats struct {
 	Snapshot
 	Queued            int // in the ring, the batch, or held by the transport (an item moving meanwhile may count twice, never zero times)
 	InFlight          int // of Queued, held by the transport: sent or being sent, no outcome yet
+	InFlightPoints    int // the data points of InFlight
 	DroppedFull       uint64
 	DroppedNotRunning uint64
 }
@@ -238,7 +240,8 @@ func (p *Pipeline[T]) Stats() Stats {
 	s.Queued += p.src.Held()
 	s.Queued += int(p.sched.handing.Load())
 	if t := p.sched.transport(); t != nil {
-		s.InFlight = t.Pending()
+		p := t.Pending()
+		s.InFlight, s.InFlightPoints = p.Items, p.Points
 		s.Queued += s.InFlight
 	}
 	s.Snapshot = p.c.Snapshot()

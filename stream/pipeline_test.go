@@ -89,7 +89,8 @@ func (f *fakeTransport) record(b []byte) {
 	}
 }
 
-func (f *fakeTransport) Send(buf mem.Buffer, items int) {
+func (f *fakeTransport) Send(buf mem.Buffer, n Count) {
+	items := n.Items
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.maxCalls > 0 {
@@ -97,7 +98,7 @@ func (f *fakeTransport) Send(buf mem.Buffer, items int) {
 		return
 	}
 	f.record(buf.ReadOnlyData())
-	f.c.Exported(items, buf.Len())
+	f.c.Exported(Count{Items: items}, buf.Len())
 	buf.Free()
 }
 
@@ -117,7 +118,7 @@ func (f *fakeTransport) complete() {
 func (f *fakeTransport) completeLocked() {
 	for _, c := range f.inFlight {
 		f.record(c.buf.ReadOnlyData())
-		f.c.Exported(c.items, c.buf.Len())
+		f.c.Exported(Count{Items: c.items}, c.buf.Len())
 		c.buf.Free()
 	}
 	f.inFlight = f.inFlight[:0]
@@ -137,14 +138,14 @@ func (f *fakeTransport) setMaxCalls(n int) {
 
 func (f *fakeTransport) Events() <-chan struct{} { return f.events }
 func (f *fakeTransport) Service()                {}
-func (f *fakeTransport) Pending() int {
+func (f *fakeTransport) Pending() Count {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
 	for _, c := range f.inFlight {
 		n += c.items
 	}
-	return n
+	return Count{Items: n}
 }
 func (f *fakeTransport) Settled() bool {
 	f.mu.Lock()
@@ -157,7 +158,7 @@ func (f *fakeTransport) Abort() {
 	defer f.mu.Unlock()
 	for _, c := range f.inFlight {
 		f.c.InDoubt(c.items)
-		f.c.Exported(c.items, 0)
+		f.c.Exported(Count{Items: c.items}, 0)
 		c.buf.Free()
 	}
 	f.inFlight = nil
@@ -345,13 +346,13 @@ func TestConvertWakesSendOnlyFullBatches(t *testing.T) {
 	for i := 8; i < 16; i++ {
 		tp.Export(uint32(i))
 	}
-	until(t, tp, "a call in flight", func() bool { return tp.fake.Pending() == 8 })
+	until(t, tp, "a call in flight", func() bool { return tp.fake.Pending().Items == 8 })
 	for i := 16; i < 24; i++ {
 		tp.Export(uint32(i))
 	}
 	until(t, tp, "the next batch converted while busy", func() bool { return held() == 8 && tp.ring.Len() == 0 })
 	tp.fake.complete()
-	until(t, tp, "the converted batch sent", func() bool { return tp.fake.Pending() == 8 })
+	until(t, tp, "the converted batch sent", func() bool { return tp.fake.Pending().Items == 8 })
 	tp.fake.setMaxCalls(0)
 	for i := 24; i < 27; i++ {
 		tp.Export(uint32(i))

@@ -214,7 +214,7 @@ func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 			return false, 0
 		}
 		s.handing.Store(int64(s.src.Held()))
-		buf, at, items := s.src.Take()
+		buf, at, n := s.src.Take()
 		start, end := s.cfg.Envelope.Wrap(*buf, at, size)
 		*buf = (*buf)[:end]
 		req := mem.NewBuffer(buf, s.bufs)
@@ -226,9 +226,9 @@ func (s *Scheduler) drain(partial bool) (busy bool, left int) {
 			gap, req = mem.SplitUnsafe(req, start)
 			gap.Free()
 		}
-		s.t.Send(req, items)
+		s.t.Send(req, n)
 		s.handing.Store(0)
-		budget -= items
+		budget -= n.Items
 	}
 	return false, 0
 }

@@ -195,10 +195,17 @@ func (c *Conn) CallOptions(extra ...grpc.CallOption) []grpc.CallOption {
 	return append(append(all, c.CallOpts...), extra...)
 }
 
+// Count is what a request carries, in the two units the exporter counts:
+// items (spans, views, metrics: what Stats counts) and the data points in
+// them (a view's rows, a metric's points: what OpenTelemetry's
+// metric_data_point self-metrics count; 0 for spans).
+type Count struct{ Items, Points int }
+
 // Counters are a transport's monotonic statistics, written by the transport
 // (and the scheduler that drives it) and read by Stats from any goroutine.
 type Counters struct {
 	exported     atomic.Uint64
+	exportedPts  atomic.Uint64
 	batches      atomic.Uint64
 	bytes        atomic.Uint64
 	sendFailures atomic.Uint64
@@ -207,22 +214,29 @@ type Counters struct {
 	reconnects   atomic.Uint64
 	atStop       atomic.Uint64
 	rejected     atomic.Uint64
+	refused      atomic.Uint64
+	refusedPts   atomic.Uint64
 	oversize     atomic.Uint64
+	oversizePts  atomic.Uint64
 	points       atomic.Uint64
 	rotations    atomic.Uint64
 	lastErr      atomic.Pointer[errBox]
 
-	// Durations are the export operations' durations (OTLP calls, all
-	// their attempts), by final status code.
+	// Durations are the export operations' durations (OTLP calls and
+	// POSTs, all their attempts; OpenCensus frames, until a stream took
+	// them), by final status code.
 	Durations Durations
+	// Refusals are the requests refused as a whole, by status code.
+	Refusals Refusals
 }
 
 type errBox struct{ err error }
 
-// Exported counts a batch of items accepted by the agent's side: handed to a
-// stream (OpenCensus) or acknowledged (OTLP).
-func (c *Counters) Exported(items, bytes int) {
-	c.exported.Add(uint64(items))
+// Exported counts a batch accepted by the agent's side: handed to a stream
+// (OpenCensus) or acknowledged (OTLP), with the data points accepted.
+func (c *Counters) Exported(n Count, bytes int) {
+	c.exportedPts.Add(uint64(n.Points))
+	c.exported.Add(uint64(n.Items))
 	c.batches.Add(1)
 	c.bytes.Add(uint64(bytes))
 }
@@ -246,16 +260,29 @@ func (c *Counters) Reconnected() { c.reconnects.Add(1) }
 // DroppedAtStop counts items still held when Stop's deadline passed.
 func (c *Counters) DroppedAtStop(items int) { c.atStop.Add(uint64(items)) }
 
-// Rejected counts items the agent refused (OTLP partial success, or a
-// non-retryable error).
+// Rejected counts items the agent refused in a partial success of a span
+// request (their count is the answer's).
 func (c *Counters) Rejected(items int) { c.rejected.Add(uint64(items)) }
+
+// Refused counts a request the agent refused as a whole with code (a
+// non-retryable gRPC code, a final HTTP status): its items count as
+// rejected, by code.
+func (c *Counters) Refused(n Count, code int) {
+	c.Refusals.add(n, code)
+	c.refusedPts.Add(uint64(n.Points))
+	c.refused.Add(uint64(n.Items))
+}
 
 // PointsRejected counts data points the agent refused (OTLP partial
 // success of a metrics request, which counts points, not metrics).
 func (c *Counters) PointsRejected(n int) { c.points.Add(uint64(n)) }
 
-// Oversize counts items of a request gRPC refused to send for its size.
-func (c *Counters) Oversize(items int) { c.oversize.Add(uint64(items)) }
+// Oversize counts a request refused for its size (by gRPC before it left,
+// or by an HTTP 413).
+func (c *Counters) Oversize(n Count) {
+	c.oversizePts.Add(uint64(n.Points))
+	c.oversize.Add(uint64(n.Items))
+}
 
 // SetErr records the latest error; nil once connected again.
 func (c *Counters) SetErr(err error) {
@@ -268,11 +295,18 @@ func (c *Counters) SetErr(err error) {
 	c.lastErr.Store(&errBox{err})
 }
 
-// Snapshot is a copy of the counters.
+// Snapshot is a copy of the counters. Rejected covers both partial
+// successes and refused requests (Refused, of it, the latter; Refusals has
+// them by code).
 type Snapshot struct {
 	Exported, Batches, Bytes, SendFailures, Resent, InDoubt, Reconnects uint64
-	DroppedAtStop, Rejected, Oversize, PointsRejected, Rotations        uint64
-	LastError                                                           error
+	DroppedAtStop, Rejected, Refused, Oversize, PointsRejected          uint64
+	Rotations                                                           uint64
+	// Data points: exported (accepted, less what a partial success
+	// refused), in requests refused as a whole, in requests refused for
+	// their size.
+	PointsExported, PointsRefused, PointsOversize uint64
+	LastError                                     error
 }
 
 // Snapshot reads every counter.
@@ -280,9 +314,12 @@ func (c *Counters) Snapshot() Snapshot {
 	s := Snapshot{
 		Exported: c.exported.Load(), Batches: c.batches.Load(), Bytes: c.bytes.Load(),
 		SendFailures: c.sendFailures.Load(), Resent: c.resent.Load(), InDoubt: c.inDoubt.Load(),
-		Reconnects: c.reconnects.Load(), DroppedAtStop: c.atStop.Load(), Rejected: c.rejected.Load(),
+		Reconnects: c.reconnects.Load(), DroppedAtStop: c.atStop.Load(),
 		Oversize: c.oversize.Load(), PointsRejected: c.points.Load(), Rotations: c.rotations.Load(),
+		PointsExported: c.exportedPts.Load(), PointsRefused: c.refusedPts.Load(), PointsOversize: c.oversizePts.Load(),
 	}
+	s.Refused = c.refused.Load()
+	s.Rejected = c.rejected.Load() + s.Refused
 	if b := c.lastErr.Load(); b != nil {
 		s.LastError = b.err
 	}

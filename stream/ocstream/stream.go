@@ -112,12 +112,14 @@ type Stream struct {
 	carried     bool      // the open stream was handed a frame: a clean end would confirm something
 	closed      bool      // Close was called: no stream is opened again
 	pending     atomic.Int64
+	pendingPts  atomic.Int64
 }
 
 type frame struct {
 	buf   mem.Buffer
-	items int
-	sent  bool // a stream accepted it once (sending it again may duplicate it)
+	n     stream.Count
+	sent  bool      // a stream accepted it once (sending it again may duplicate it)
+	start time.Time // Send: the export's duration runs until a stream takes it
 }
 
 // New returns the stream transport of one signal over conn. It opens nothing
@@ -144,8 +146,10 @@ func (s *Stream) signal() {
 // Events implements stream.Transport.
 func (s *Stream) Events() <-chan struct{} { return s.events }
 
-// Pending implements stream.Transport: items in frames no stream accepted.
-func (s *Stream) Pending() int { return int(s.pending.Load()) }
+// Pending implements stream.Transport: what is in frames no stream accepted.
+func (s *Stream) Pending() stream.Count {
+	return stream.Count{Items: int(s.pending.Load()), Points: int(s.pendingPts.Load())}
+}
 
 // Settled implements stream.Transport: the protocol has no answers to wait for.
 func (s *Stream) Settled() bool { return true }
@@ -217,10 +221,11 @@ func (s *Stream) connect() error {
 				return err // kept: the next stream tries again
 			}
 			if f.sent {
-				s.c.Resent(f.items)
+				s.c.Resent(f.n.Items)
 			} else {
 				f.sent = true
-				s.c.Exported(f.items, f.buf.Len())
+				s.c.Exported(f.n, f.buf.Len())
+				s.c.Durations.Observe(time.Since(f.start), int(codes.OK))
 				s.sentBytes += f.buf.Len()
 				s.unsentBytes -= f.buf.Len()
 			}
@@ -254,8 +259,11 @@ func (s *Stream) hasUnsent() bool {
 	return len(s.frames) > 0 && !s.frames[len(s.frames)-1].sent
 }
 
-// Send implements stream.Transport.
-func (s *Stream) Send(buf mem.Buffer, items int) {
+// Send implements stream.Transport. An export's duration
+// (stream.Counters.Durations) runs from here until a stream takes the
+// frame, across the reconnections it waits for: the protocol has no answer.
+func (s *Stream) Send(buf mem.Buffer, items stream.Count) {
+	start := time.Now()
 	if s.stream != nil && (s.full(buf.Len()) || !s.expires.IsZero() && !time.Now().Before(s.expires)) {
 		s.rotate(s.conn.Ctx)
 		if s.stream == nil {
@@ -263,7 +271,7 @@ func (s *Stream) Send(buf mem.Buffer, items int) {
 		}
 	}
 	if s.stream == nil { // the agent is unreachable: kept for the next stream
-		s.keep(buf, items, false)
+		s.keep(buf, items, false, start)
 		return
 	}
 	n := buf.Len()
@@ -271,16 +279,18 @@ func (s *Stream) Send(buf mem.Buffer, items int) {
 	switch {
 	case err == nil:
 		s.c.Exported(items, n)
+		s.c.Durations.Observe(time.Since(start), int(codes.OK))
 		s.carried = true
-		s.keep(buf, items, true)
+		s.keep(buf, items, true, start)
 	case local && tooLarge(err):
 		// gRPC refused it before it left (a MaxCallSendMsgSize below our
 		// batch budget): sending it again would fail the same way forever.
 		buf.Free()
 		s.c.Oversize(items)
+		s.c.Durations.Observe(time.Since(start), int(codes.ResourceExhausted))
 	default:
 		s.c.SendFailed()
-		s.keep(buf, items, false) // first out on the next stream
+		s.keep(buf, items, false, start) // first out on the next stream
 	}
 }
 
@@ -300,18 +310,18 @@ func (s *Stream) SendRaw(buf mem.Buffer, items int) error {
 		return err
 	}
 	s.carried = true
-	s.keep(buf, items, true)
+	s.keep(buf, stream.Count{Items: items}, true, time.Time{})
 	return nil
 }
 
 // keep retains a frame: a sent one in the replay (if it fits the budget), an
 // unsent one until the next stream.
-func (s *Stream) keep(buf mem.Buffer, items int, sent bool) {
+func (s *Stream) keep(buf mem.Buffer, n stream.Count, sent bool, start time.Time) {
 	if sent && (s.cfg.ReplayBytes <= 0 || buf.Len() > s.cfg.ReplayBytes) {
 		buf.Free()
 		return
 	}
-	s.frames = append(s.frames, frame{buf: buf, items: items, sent: sent})
+	s.frames = append(s.frames, frame{buf: buf, n: n, sent: sent, start: start})
 	if sent {
 		s.sentBytes += buf.Len()
 		s.evict()
@@ -346,13 +356,15 @@ func (s *Stream) evict() {
 }
 
 func (s *Stream) updatePending() {
-	n := 0
+	var n stream.Count
 	for _, f := range s.frames {
 		if !f.sent {
-			n += f.items
+			n.Items += f.n.Items
+			n.Points += f.n.Points
 		}
 	}
-	s.pending.Store(int64(n))
+	s.pendingPts.Store(int64(n.Points))
+	s.pending.Store(int64(n.Items))
 }
 
 // sendMsg hands one reference of buf to gRPC (the codec takes it). On
@@ -505,9 +517,10 @@ func (s *Stream) Abort() {
 	s.retry.Stop()
 	for i, f := range s.frames {
 		if f.sent {
-			s.c.InDoubt(f.items)
+			s.c.InDoubt(f.n.Items)
 		} else {
-			s.c.DroppedAtStop(f.items)
+			s.c.DroppedAtStop(f.n.Items)
+			s.c.Durations.Observe(time.Since(f.start), stream.CodeStopped)
 		}
 		f.buf.Free()
 		s.frames[i] = frame{}
@@ -515,6 +528,7 @@ func (s *Stream) Abort() {
 	s.frames = s.frames[:0]
 	s.sentBytes, s.unsentBytes = 0, 0
 	s.pending.Store(0)
+	s.pendingPts.Store(0)
 	if s.header != nil {
 		s.header.Free()
 		s.header = nil

@@ -310,7 +310,7 @@ func TestStreamModel(t *testing.T) {
 				for i := 4; i < size; i++ {
 					(*b)[i] = byte(id + uint32(i-4))
 				}
-				s.Send(mem.NewBuffer(b, bufs), 1)
+				s.Send(mem.NewBuffer(b, bufs), stream.Count{Items: 1, Points: 3})
 				take(m.send(id, size))
 			case k == 6 && m.up && !m.stalled: // the agent stops processing
 				stalls++
@@ -333,8 +333,8 @@ func TestStreamModel(t *testing.T) {
 			if s.sentBytes > m.limit() {
 				t.Fatalf("seed %d op %d: replay holds %d bytes over its limit %d", seed, op, s.sentBytes, m.limit())
 			}
-			if p := s.Pending(); p != m.pending() {
-				t.Fatalf("seed %d op %d: pending %d, model %d", seed, op, p, m.pending())
+			if p := s.Pending(); p != (stream.Count{Items: m.pending(), Points: 3 * m.pending()}) {
+				t.Fatalf("seed %d op %d: pending %+v, model %d items of 3 points", seed, op, p, m.pending())
 			}
 		}
 		// The end: a healthy agent, Close reads the stream to its end.
@@ -389,7 +389,7 @@ func TestStreamModel(t *testing.T) {
 		if budget >= 1<<20 && lost != 0 {
 			t.Fatalf("seed %d: %d frames lost with a replay larger than everything sent", seed, lost)
 		}
-		if len(s.frames) != 0 || s.Pending() != 0 {
+		if len(s.frames) != 0 || s.Pending() != (stream.Count{}) {
 			t.Fatalf("seed %d: %d frames held after a confirmed Close", seed, len(s.frames))
 		}
 		s.Abort()

@@ -58,8 +58,9 @@ type Unary struct {
 	free     chan *call // idle calls: a call's worker waits on its own channel
 	wg       sync.WaitGroup
 
-	inFlight atomic.Int64 // calls handed to workers and not done
-	pending  atomic.Int64 // their items
+	inFlight   atomic.Int64 // calls handed to workers and not done
+	pending    atomic.Int64 // their items
+	pendingPts atomic.Int64 // and data points
 	// unsent counts the calls in flight that wait to retry after an attempt
 	// that could not be written (the agent unreachable): Flush and Close do
 	// not wait for them, as they do not wait for an unreachable OpenCensus
@@ -78,7 +79,7 @@ type call struct {
 	cancel context.CancelFunc
 	timer  *time.Timer
 	buf    mem.Buffer
-	items  int
+	n      stream.Count
 	raw    bool
 	frame  stream.Frame
 	reply  reply
@@ -128,7 +129,7 @@ func (u *Unary) Ready() error {
 }
 
 // Send implements stream.Transport.
-func (u *Unary) Send(buf mem.Buffer, items int) { u.start(buf, items, false) }
+func (u *Unary) Send(buf mem.Buffer, n stream.Count) { u.start(buf, n, false) }
 
 // SendRaw implements stream.Transport: a caller-built request takes the
 // same road as the exporter's own, after waiting for a free call.
@@ -140,15 +141,16 @@ func (u *Unary) SendRaw(buf mem.Buffer, items int) error {
 		buf.Free()
 		return stream.ErrStopped
 	}
-	u.start(buf, items, true)
+	u.start(buf, stream.Count{Items: items}, true)
 	return nil
 }
 
-func (u *Unary) start(buf mem.Buffer, items int, raw bool) {
+func (u *Unary) start(buf mem.Buffer, n stream.Count, raw bool) {
 	k := <-u.free // Ready said one is free; only the scheduler takes them
-	k.buf, k.items, k.raw = buf, items, raw
+	k.buf, k.n, k.raw = buf, n, raw
 	u.inFlight.Add(1)
-	u.pending.Add(int64(items))
+	u.pendingPts.Add(int64(n.Points))
+	u.pending.Add(int64(n.Items))
 	k.work <- struct{}{}
 }
 
@@ -159,7 +161,9 @@ func (u *Unary) Events() <-chan struct{} { return u.events }
 func (u *Unary) Service() {}
 
 // Pending implements stream.Transport.
-func (u *Unary) Pending() int { return int(u.pending.Load()) }
+func (u *Unary) Pending() stream.Count {
+	return stream.Count{Items: int(u.pending.Load()), Points: int(u.pendingPts.Load())}
+}
 
 // Settled implements stream.Transport: no call in flight, or only calls
 // waiting to retry an agent their requests never reached.
@@ -201,7 +205,8 @@ func (k *call) run() {
 		k.do()
 		k.buf.Free()
 		k.buf = nil
-		u.pending.Add(-int64(k.items))
+		u.pending.Add(-int64(k.n.Items))
+		u.pendingPts.Add(-int64(k.n.Points))
 		u.inFlight.Add(-1)
 		u.free <- k
 		u.signal()
@@ -213,7 +218,7 @@ func (k *call) run() {
 func (k *call) do() {
 	start := time.Now()
 	code := k.attempts()
-	k.u.c.Durations.Observe(time.Since(start), code)
+	k.u.c.Durations.Observe(time.Since(start), int(code))
 }
 
 // attempts makes the call's attempts and returns the status code that
@@ -225,7 +230,7 @@ func (k *call) attempts() codes.Code {
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !k.raw && k.written {
 			// Only a request that left the client can arrive twice.
-			u.c.Resent(k.items)
+			u.c.Resent(k.n.Items)
 		}
 		if k.ctx == nil {
 			k.att = new(attemptState)
@@ -296,14 +301,18 @@ func (k *call) acknowledged() {
 	if k.raw {
 		return
 	}
+	// A partial success counts what the agent says it refused, at most
+	// what the request carried: data points of a metrics request (its
+	// metrics count as exported), spans of a trace request.
 	rejected := int(k.reply.rejected)
 	switch {
 	case u.cfg.Points:
-		u.c.Exported(k.items, k.buf.Len())
+		rejected = min(rejected, k.n.Points)
+		u.c.Exported(stream.Count{Items: k.n.Items, Points: k.n.Points - rejected}, k.buf.Len())
 		u.c.PointsRejected(rejected)
 	default:
-		rejected = min(rejected, k.items)
-		u.c.Exported(k.items-rejected, k.buf.Len())
+		rejected = min(rejected, k.n.Items)
+		u.c.Exported(stream.Count{Items: k.n.Items - rejected}, k.buf.Len())
 		u.c.Rejected(rejected)
 	}
 	if k.reply.message != "" {
@@ -321,9 +330,9 @@ func (k *call) refused(err error, seen bool) {
 	switch {
 	case k.raw:
 	case !seen && status.Code(err) == codes.ResourceExhausted:
-		k.u.c.Oversize(k.items)
+		k.u.c.Oversize(k.n)
 	default:
-		k.u.c.Rejected(k.items)
+		k.u.c.Refused(k.n, int(status.Code(err)))
 	}
 }
 
@@ -337,11 +346,11 @@ func (k *call) atStop() {
 		return
 	}
 	if k.doubt {
-		k.u.c.Exported(k.items, k.buf.Len())
-		k.u.c.InDoubt(k.items)
+		k.u.c.Exported(k.n, k.buf.Len())
+		k.u.c.InDoubt(k.n.Items)
 		return
 	}
-	k.u.c.DroppedAtStop(k.items)
+	k.u.c.DroppedAtStop(k.n.Items)
 }
 
 // retryable follows the OTLP specification: Unavailable, DeadlineExceeded,

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,15 +110,15 @@ func newRig(t *testing.T, addr string, cfg Config) *rig {
 	return r
 }
 
-// send hands one request of items items to the transport, as the scheduler
-// does: when it is ready.
+// send hands one request of items items (of 2 data points each) to the
+// transport, as the scheduler does: when it is ready.
 func (r *rig) send(t *testing.T, items int) {
 	t.Helper()
 	for r.u.Ready() != nil {
 		<-r.u.Events()
 	}
 	b := r.bufs.Get(100)
-	r.u.Send(mem.NewBuffer(b, r.bufs), items)
+	r.u.Send(mem.NewBuffer(b, r.bufs), stream.Count{Items: items, Points: 2 * items})
 }
 
 func (r *rig) settle(t *testing.T) {
@@ -151,7 +152,7 @@ func TestAcknowledgedWithinInFlightLimit(t *testing.T) {
 	}
 	r.settle(t)
 	s := r.c.Snapshot()
-	if s.Exported != 300 || s.Batches != 30 || s.SendFailures != 0 || r.u.Pending() != 0 {
+	if s.Exported != 300 || s.Batches != 30 || s.SendFailures != 0 || r.u.Pending() != (stream.Count{}) {
 		t.Fatalf("%+v", s)
 	}
 	if m := f.maxSeen.Load(); m != 3 {
@@ -172,7 +173,7 @@ func TestPartialSuccessCounted(t *testing.T) {
 	r = newRig(t, f.addr, Config{MaxInFlight: 2, Points: true, Method: MetricsMethod})
 	r.send(t, 10)
 	r.settle(t)
-	if s := r.c.Snapshot(); s.Exported != 10 || s.PointsRejected != 3 || s.Rejected != 0 {
+	if s := r.c.Snapshot(); s.Exported != 10 || s.PointsExported != 17 || s.PointsRejected != 3 || s.Rejected != 0 {
 		t.Fatalf("%+v", s)
 	}
 }
@@ -203,8 +204,15 @@ func TestFinalCodesNotRetried(t *testing.T) {
 			r := newRig(t, f.addr, Config{MaxInFlight: 1})
 			r.send(t, 5)
 			r.settle(t)
-			if s := r.c.Snapshot(); s.Rejected != 5 || s.Exported != 0 || f.calls.Load() != 1 {
+			if s := r.c.Snapshot(); s.Rejected != 5 || s.Refused != 5 || s.PointsRefused != 10 || s.Exported != 0 || f.calls.Load() != 1 {
 				t.Fatalf("%+v after %d calls", s, f.calls.Load())
+			}
+			// By code: the refusal and the export's one duration.
+			if got := r.c.Refusals.Snapshot(nil); !slices.Equal(got, []stream.Refusal{{Code: int(code), Items: 5, Points: 10}}) {
+				t.Errorf("refusals %+v", got)
+			}
+			if d := r.c.Durations.Snapshot(nil); len(d) != 1 || d[0].Code != int(code) || d[0].Count != 1 {
+				t.Errorf("durations %+v", d)
 			}
 		})
 	}
@@ -239,7 +247,7 @@ func TestStopCountsCallsInDoubt(t *testing.T) {
 	wg.Wait()
 	r.cancel()
 	r.u.Abort()
-	if s := r.c.Snapshot(); s.Exported != 7 || s.InDoubt != 7 || r.u.Pending() != 0 {
+	if s := r.c.Snapshot(); s.Exported != 7 || s.InDoubt != 7 || r.u.Pending() != (stream.Count{}) {
 		t.Fatalf("%+v", s)
 	}
 }
@@ -347,12 +355,12 @@ func TestUnaryModel(t *testing.T) {
 			*b = (*b)[:8]
 			binary.BigEndian.PutUint32(*b, id)
 			binary.BigEndian.PutUint32((*b)[4:], uint32(items))
-			u.Send(mem.NewBuffer(b, bufs), items)
+			u.Send(mem.NewBuffer(b, bufs), stream.Count{Items: items})
 		}
 		closeCtx, closeCancel := context.WithTimeout(context.Background(), testwait.StopTimeout)
 		u.Close(closeCtx)
 		closeCancel()
-		if !u.Settled() || u.Pending() != 0 {
+		if !u.Settled() || u.Pending() != (stream.Count{}) {
 			t.Fatalf("seed %d: not settled, %d pending", seed, u.Pending())
 		}
 		mu.Lock()

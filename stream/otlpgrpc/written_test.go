@@ -4,6 +4,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/zerocensus/ocagent/stream"
 )
 
 // TestNeverWrittenIsDroppedAtStop: calls to an address that refuses
@@ -29,7 +31,7 @@ func TestNeverWrittenIsDroppedAtStop(t *testing.T) {
 	r.cancel()
 	r.u.Abort()
 	s := r.c.Snapshot()
-	if s.DroppedAtStop != 12 || s.Exported != 0 || s.InDoubt != 0 || s.Resent != 0 || s.LastError == nil || r.u.Pending() != 0 {
+	if s.DroppedAtStop != 12 || s.Exported != 0 || s.InDoubt != 0 || s.Resent != 0 || s.LastError == nil || r.u.Pending() != (stream.Count{}) {
 		t.Fatalf("%+v", s)
 	}
 }

@@ -98,10 +98,11 @@ type Client struct {
 	all    []*worker
 	wg     sync.WaitGroup
 
-	inFlight atomic.Int64
-	pending  atomic.Int64
-	unsent   atomic.Int64  // in flight, waiting to retry an attempt never written
-	epoch    atomic.Uint64 // bumped every MaxConnAge: a worker seeing it change closes its connection
+	inFlight   atomic.Int64
+	pending    atomic.Int64
+	pendingPts atomic.Int64
+	unsent     atomic.Int64  // in flight, waiting to retry an attempt never written
+	epoch      atomic.Uint64 // bumped every MaxConnAge: a worker seeing it change closes its connection
 
 	// retryDelay, when set (tests), is told each delay before a retry and
 	// returns the time to wait instead.
@@ -109,12 +110,12 @@ type Client struct {
 }
 
 type worker struct {
-	u     *Client
-	work  chan struct{}
-	buf   mem.Buffer
-	items int
-	raw   bool
-	bo    stream.Backoff
+	u    *Client
+	work chan struct{}
+	buf  mem.Buffer
+	n    stream.Count
+	raw  bool
+	bo   stream.Backoff
 
 	body  body
 	gz    *gzip.Writer
@@ -240,7 +241,7 @@ func (u *Client) Ready() error {
 }
 
 // Send implements stream.Transport.
-func (u *Client) Send(buf mem.Buffer, items int) { u.start(buf, items, false) }
+func (u *Client) Send(buf mem.Buffer, n stream.Count) { u.start(buf, n, false) }
 
 // SendRaw implements stream.Transport: a caller-built request waits for a
 // free worker and takes the same road.
@@ -252,15 +253,16 @@ func (u *Client) SendRaw(buf mem.Buffer, items int) error {
 		buf.Free()
 		return stream.ErrStopped
 	}
-	u.start(buf, items, true)
+	u.start(buf, stream.Count{Items: items}, true)
 	return nil
 }
 
-func (u *Client) start(buf mem.Buffer, items int, raw bool) {
+func (u *Client) start(buf mem.Buffer, n stream.Count, raw bool) {
 	k := <-u.free
-	k.buf, k.items, k.raw = buf, items, raw
+	k.buf, k.n, k.raw = buf, n, raw
 	u.inFlight.Add(1)
-	u.pending.Add(int64(items))
+	u.pendingPts.Add(int64(n.Points))
+	u.pending.Add(int64(n.Items))
 	k.work <- struct{}{}
 }
 
@@ -271,7 +273,9 @@ func (u *Client) Events() <-chan struct{} { return u.events }
 func (u *Client) Service() {}
 
 // Pending implements stream.Transport.
-func (u *Client) Pending() int { return int(u.pending.Load()) }
+func (u *Client) Pending() stream.Count {
+	return stream.Count{Items: int(u.pending.Load()), Points: int(u.pendingPts.Load())}
+}
 
 // Settled implements stream.Transport: no request in flight, or only
 // requests waiting to retry an agent they never reached.
@@ -312,7 +316,8 @@ func (k *worker) run() {
 		k.do()
 		k.buf.Free()
 		k.buf = nil
-		u.pending.Add(-int64(k.items))
+		u.pending.Add(-int64(k.n.Items))
+		u.pendingPts.Add(-int64(k.n.Points))
 		u.inFlight.Add(-1)
 		u.free <- k
 		u.signal()
@@ -338,15 +343,24 @@ func (k *worker) payload() []byte {
 }
 
 // do makes the request's attempts until one is answered finally or Stop
-// ends the context.
+// ends the context, and observes its duration under the final status
+// (stream.CodeStopped: cut by Stop).
 func (k *worker) do() {
+	start := time.Now()
+	code := k.attempts()
+	k.u.c.Durations.Observe(time.Since(start), code)
+}
+
+// attempts returns the final status: the last answer's HTTP status, or
+// stream.CodeStopped.
+func (k *worker) attempts() int {
 	u := k.u
 	k.bo.Reset()
 	k.wasWritten, k.doubt = false, false
 	data := k.payload()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !k.raw && k.wasWritten {
-			u.c.Resent(k.items)
+			u.c.Resent(k.n.Items)
 		}
 		k.written.Store(false)
 		k.answered.Store(false)
@@ -356,15 +370,15 @@ func (k *worker) do() {
 		k.doubt = k.doubt || (written && !answered)
 		if err == nil {
 			k.acknowledged()
-			return
+			return code
 		}
 		if u.ctx.Err() != nil {
 			k.atStop()
-			return
+			return stream.CodeStopped
 		}
 		if !retryable(code) {
 			k.refused(code, err)
-			return
+			return code
 		}
 		u.c.SendFailed()
 		u.c.SetErr(err)
@@ -390,7 +404,7 @@ func (k *worker) do() {
 		}
 		if u.ctx.Err() != nil {
 			k.atStop()
-			return
+			return stream.CodeStopped
 		}
 	}
 }
@@ -532,13 +546,15 @@ func (k *worker) acknowledged() {
 	if err != nil {
 		u.c.SetErr(fmt.Errorf("otlphttp: the agent's answer: %w", err))
 	}
+	// As otlpgrpc's: what the agent refused, at most what was sent.
 	switch {
 	case u.cfg.Points:
-		u.c.Exported(k.items, k.buf.Len())
-		u.c.PointsRejected(int(rejected))
+		r := int(min(rejected, int64(k.n.Points)))
+		u.c.Exported(stream.Count{Items: k.n.Items, Points: k.n.Points - r}, k.buf.Len())
+		u.c.PointsRejected(r)
 	default:
-		r := int(min(rejected, int64(k.items)))
-		u.c.Exported(k.items-r, k.buf.Len())
+		r := int(min(rejected, int64(k.n.Items)))
+		u.c.Exported(stream.Count{Items: k.n.Items - r}, k.buf.Len())
 		u.c.Rejected(r)
 	}
 	if message != "" {
@@ -553,9 +569,9 @@ func (k *worker) refused(code int, err error) {
 	switch {
 	case k.raw:
 	case code == http.StatusRequestEntityTooLarge:
-		k.u.c.Oversize(k.items)
+		k.u.c.Oversize(k.n)
 	default:
-		k.u.c.Rejected(k.items)
+		k.u.c.Refused(k.n, code)
 	}
 }
 
@@ -565,11 +581,11 @@ func (k *worker) atStop() {
 		return
 	}
 	if k.doubt {
-		k.u.c.Exported(k.items, k.buf.Len())
-		k.u.c.InDoubt(k.items)
+		k.u.c.Exported(k.n, k.buf.Len())
+		k.u.c.InDoubt(k.n.Items)
 		return
 	}
-	k.u.c.DroppedAtStop(k.items)
+	k.u.c.DroppedAtStop(k.n.Items)
 }
 
 // partialSuccess reads an Export response's partial_success (field 1 of

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,8 +179,8 @@ func newRig(t *testing.T, url string, cfg Config) *rig {
 	return r
 }
 
-// send hands one request of items items, with id, to the transport, as the
-// scheduler does: when it is ready.
+// send hands one request of items items (of 2 data points each), with id,
+// to the transport, as the scheduler does: when it is ready.
 func (r *rig) send(id uint32, items, size int) {
 	for r.u.Ready() != nil {
 		<-r.u.Events()
@@ -192,7 +193,7 @@ func (r *rig) send(id uint32, items, size int) {
 	}
 	binary.BigEndian.PutUint32(*b, id)
 	binary.BigEndian.PutUint32((*b)[4:], uint32(items))
-	r.u.Send(mem.NewBuffer(b, r.bufs), items)
+	r.u.Send(mem.NewBuffer(b, r.bufs), stream.Count{Items: items, Points: 2 * items})
 }
 
 func (r *rig) settle(t *testing.T) {
@@ -216,7 +217,7 @@ func TestAcknowledgedWithinInFlightLimitOnKeptConnections(t *testing.T) {
 	}
 	r.settle(t)
 	st := r.c.Snapshot()
-	if st.Exported != 300 || st.Batches != 30 || st.SendFailures != 0 || r.u.Pending() != 0 || st.LastError != nil {
+	if st.Exported != 300 || st.Batches != 30 || st.SendFailures != 0 || r.u.Pending() != (stream.Count{}) || st.LastError != nil {
 		t.Fatalf("%+v", st)
 	}
 	if m := s.maxSeen.Load(); m > 3 {
@@ -261,7 +262,7 @@ func TestPartialSuccessCounted(t *testing.T) {
 	r = newRig(t, s.srv.URL+MetricsPath, Config{MaxInFlight: 2, Points: true})
 	r.send(1, 10, 100)
 	r.settle(t)
-	if st := r.c.Snapshot(); st.Exported != 10 || st.PointsRejected != 3 || st.Rejected != 0 {
+	if st := r.c.Snapshot(); st.Exported != 10 || st.PointsExported != 17 || st.PointsRejected != 3 || st.Rejected != 0 {
 		t.Fatalf("%+v", st)
 	}
 }
@@ -313,6 +314,18 @@ func TestFinalAnswersNotRetried(t *testing.T) {
 			}
 			if want != 5 || st.Rejected+st.Oversize != 5 || st.Exported != 0 || s.calls.Load() != 1 {
 				t.Fatalf("%+v after %d calls", st, s.calls.Load())
+			}
+			// By status: the refusal (413 is oversize), the export's one
+			// duration.
+			wantRefusals := []stream.Refusal{{Code: code, Items: 5, Points: 10}}
+			if code == 413 {
+				wantRefusals = nil
+			}
+			if got := r.c.Refusals.Snapshot(nil); !slices.Equal(got, wantRefusals) {
+				t.Errorf("refusals %+v", got)
+			}
+			if d := r.c.Durations.Snapshot(nil); len(d) != 1 || d[0].Code != code || d[0].Count != 1 {
+				t.Errorf("durations %+v", d)
 			}
 			var es *errStatus
 			if !errors.As(st.LastError, &es) || es.code != code || es.message != "refused: bad data" {
@@ -403,7 +416,7 @@ func TestStopCountsWrittenUnansweredInDoubt(t *testing.T) {
 	}
 	r.cancel()
 	r.u.Abort()
-	if st := r.c.Snapshot(); st.Exported != 7 || st.InDoubt != 7 || r.u.Pending() != 0 {
+	if st := r.c.Snapshot(); st.Exported != 7 || st.InDoubt != 7 || r.u.Pending() != (stream.Count{}) {
 		t.Fatalf("%+v", st)
 	}
 }
@@ -560,7 +573,7 @@ func TestModel(t *testing.T) {
 		// Settled comes early for a request whose last attempt was reset
 		// before it was written (it waits to retry): wait for all.
 		deadline := time.After(time.Minute)
-		for r.u.Pending() != 0 {
+		for r.u.Pending() != (stream.Count{}) {
 			select {
 			case <-r.u.Events():
 			case <-deadline:
