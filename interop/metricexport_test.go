@@ -37,6 +37,7 @@ func TestMetricExportAtCollectors(t *testing.T) {
 			TimeSeries: series(&metricdata.Distribution{Count: 3, Sum: 30, BucketOptions: &metricdata.BucketOptions{Bounds: []float64{5, 50}},
 				Buckets: []metricdata.Bucket{{Count: 1}, {Count: 2}, {Count: 0}}}, start)},
 	}
+	const points = 3 // one series of one point each
 	dir := t.TempDir()
 	for _, c := range []struct {
 		name, spanType string
@@ -68,7 +69,8 @@ func TestMetricExportAtCollectors(t *testing.T) {
 			}
 			exp.Flush()
 			names := []string{"interop/md_gauge", "interop/md_seconds", "interop/md_latency",
-				"otel.sdk.exporter.span.exported", "otel.sdk.processor.span.queue.capacity"}
+				"otel.sdk.exporter.span.exported", "otel.sdk.processor.span.queue.capacity",
+				"otel.sdk.exporter.metric_data_point.exported", "otel.sdk.exporter.operation.duration"}
 			o := waitOutput(t, out, outputTimeout, func(o *output) bool { return o.hasAll(nil, names) }, statsOf(exp))
 
 			g := o.metricsNamed("interop/md_gauge")[0]
@@ -114,6 +116,44 @@ func TestMetricExportAtCollectors(t *testing.T) {
 			}
 			if !found {
 				t.Error("no span.exported success series")
+			}
+			// Data points, not metrics: what ExportMetrics sent, point by
+			// point, as Stats counted them.
+			pe := o.metricsNamed("otel.sdk.exporter.metric_data_point.exported")[0]
+			found = false
+			for _, p := range pe.Sum.DataPoints {
+				a := attrSet(t, "metric_data_point.exported", p.Attributes)
+				if _, failed := a["error.type"]; failed {
+					continue
+				}
+				found = true
+				if *p.AsInt != strconv.FormatUint(st.PointsExported, 10) || st.PointsExported != uint64(points) {
+					t.Errorf("metric_data_point.exported = %s, Stats say %d, sent %d", *p.AsInt, st.PointsExported, points)
+				}
+			}
+			if !found {
+				t.Error("no metric_data_point.exported success series")
+			}
+			// One duration per span batch, in the span exporter's success
+			// series.
+			od := o.metricsNamed("otel.sdk.exporter.operation.duration")[0]
+			if od.Unit != "s" || od.Histogram == nil {
+				t.Fatalf("operation.duration: %+v", od.jsonMetric)
+			}
+			found = false
+			for _, p := range od.Histogram.DataPoints {
+				a := attrSet(t, "operation.duration", p.Attributes)
+				_, failed := a["error.type"]
+				if failed || a["otel.component.type"] != str(c.spanType) {
+					continue
+				}
+				found = true
+				if p.Count == "0" || len(p.ExplicitBounds) != 14 {
+					t.Errorf("operation.duration point: %+v", p)
+				}
+			}
+			if !found {
+				t.Error("no operation.duration success series of the span exporter")
 			}
 			qc := o.metricsNamed("otel.sdk.processor.span.queue.capacity")[0]
 			if qc.Gauge == nil || *qc.Gauge.DataPoints[0].AsInt != strconv.Itoa(ocagent.DefaultSpanRingCapacity) {
