@@ -49,7 +49,8 @@ test-loaded:
 ## failing input (golang/go#75804, fixed in Go 1.27); a count has no
 ## deadline to race.
 FUZZ_TARGETS := ./fastconv:FuzzConvertSpan:150000 ./fastconv:FuzzConvertView:50000 \
-	./stream:FuzzBatchModel:100000 ./fastconv:FuzzConvertSpanOTLP:100000
+	./stream:FuzzBatchModel:100000 ./fastconv:FuzzConvertSpanOTLP:100000 \
+	./fastconv:FuzzConvertMetric:50000
 fuzz:
 	@for pt in $(FUZZ_TARGETS); do p=$${pt%%:*}; rest=$${pt#*:}; f=$${rest%%:*}; n=$${rest##*:}; \
 		echo "== fuzz $$f ($$p) for $$n executions"; \
