@@ -388,19 +388,15 @@ func (s *selfMetrics) durations(now time.Time) *metricdata.Metric {
 		if x == 1 {
 			ex = &s.metric
 		}
-		first := len(m.TimeSeries)
+		byCode := map[int]*metricdata.Distribution{} // one series per code, the exporter's pipelines merged
 		for _, c := range cs {
 			s.snaps = c.Durations.Snapshot(s.snaps[:0])
 			for _, d := range s.snaps {
-				labels := s.durLabelsFor(ex, x == 1, d.Code)
-				var dist *metricdata.Distribution
-				for _, ts := range m.TimeSeries[first:] {
-					if &ts.LabelValues[0] == &labels[0] {
-						dist = ts.Points[0].Value.(*metricdata.Distribution)
-					}
-				}
+				dist := byCode[d.Code]
 				if dist == nil {
+					labels := s.durLabelsFor(ex, x == 1, d.Code)
 					dist = &metricdata.Distribution{BucketOptions: s.bounds, Buckets: make([]metricdata.Bucket, len(d.Buckets))}
+					byCode[d.Code] = dist
 					m.TimeSeries = append(m.TimeSeries, &metricdata.TimeSeries{LabelValues: labels, StartTime: s.since,
 						Points: []metricdata.Point{metricdata.NewDistributionPoint(now, dist)}})
 				}
